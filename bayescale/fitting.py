@@ -1,0 +1,550 @@
+"""Fit: the posterior of a scaling law and what users ask of it.
+
+``bs.fit`` validates the table (before JAX is imported, so bad input fails fast),
+builds the model (inference.py), runs NUTS and wraps the result in a ``Fit``:
+``summary``, ``diagnose``, ``predict``, ``predictive_draws``, ``surface``,
+``save``; ``load_fit`` reads a saved fit back and predicts identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .data import DataError, ScalingData, new_points, validate
+
+FORMAT_VERSION = 1
+R_HAT_MAX = 1.01
+ESS_MIN = 400
+PRIOR_DOMINATED_FAMILIES = 3
+
+
+class FitFileError(ValueError):
+    """A file that is not a readable bayescale fit."""
+
+
+class DiagnosticsWarning(UserWarning):
+    """The sampler's diagnostics failed: the posterior may not be trustworthy."""
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence checks of a fit.
+
+    ``ok`` needs R-hat <= 1.01, bulk and tail ESS >= 400 for every reported
+    parameter, and no divergent transitions (Vehtari et al. 2021).
+    """
+
+    ok: bool
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    messages: tuple[str, ...]
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+class Fit:
+    """A fitted scaling law: posterior draws plus the model that made them.
+
+    Attributes
+    ----------
+    law : str
+        Registry name of the law.
+    spec : ModelSpec
+        Priors, fixed values, pooling, likelihood and reference scales.
+    data : ScalingData
+        The validated runs the posterior was conditioned on.
+    datatree : xarray.DataTree
+        arviz DataTree with groups posterior, sample_stats, log_likelihood,
+        posterior_predictive, observed_data and constant_data.
+    sampler : SamplerConfig
+    """
+
+    def __init__(self, spec, data: ScalingData, datatree: xr.DataTree, sampler) -> None:
+        self.spec = spec
+        self.data = data
+        self.datatree = datatree
+        self.sampler = sampler
+
+    @property
+    def law(self) -> str:
+        return self.spec.law
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return self.spec.families
+
+    def __repr__(self) -> str:
+        d = self.diagnose()
+        return (
+            f"<Fit law={self.law} rows={self.data.n_rows} families={len(self.families)} "
+            f"draws={self.n_draws} diagnostics={'ok' if d.ok else 'FAILED'}>"
+        )
+
+    # ------------------------------------------------------------------ draws
+    @property
+    def n_draws(self) -> int:
+        post = self.datatree["posterior"]
+        return int(post.sizes["chain"] * post.sizes["draw"])
+
+    @cached_property
+    def _flat(self) -> dict[str, np.ndarray]:
+        """Sampled sites with chain and draw flattened: ``(S,)`` or ``(S, F)``."""
+        from .inference import posterior_sites
+
+        post = self.datatree["posterior"]
+        out = {}
+        for name in posterior_sites(self.spec):
+            arr = post[name].values
+            out[name] = arr.reshape((-1,) + arr.shape[2:])
+        return out
+
+    # ---------------------------------------------------------------- summary
+    def summary(self) -> pd.DataFrame:
+        """Posterior summary in the paper's convention.
+
+        Rows: shared or population parameters by name (``E``, ``A``, ``alpha``),
+        reference-scale amplitudes (``A_ref``), population scales (``tau_*``),
+        the noise scale ``sigma``, and per-family values as ``alpha[c4]``.
+        Columns: mean, sd, q5, q50, q95, ess_bulk, ess_tail, mcse_mean, r_hat,
+        note. Fixed parameters appear with sd 0 and note "fixed".
+        """
+        return self._summary.copy()
+
+    @cached_property
+    def _summary(self) -> pd.DataFrame:
+        from .inference import paper_draws
+
+        post = self.datatree["posterior"]
+        by_chain = {k: post[k].values for k in post.data_vars}
+        paper = paper_draws(self.spec, by_chain)
+        law = self.spec.law_obj
+        order = [p.name for p in law.params] + [p.sampled_name for p in law.params if p.ref]
+        order += [f"tau_{p.sampled_name}" for p in law.params] + ["sigma"]
+        rows: list[tuple[str, np.ndarray, str]] = []
+        few = len(self.families) <= PRIOR_DOMINATED_FAMILIES
+        for name in order:
+            if name in self.spec.fixed:
+                rows.append((name, np.full((1, 2), self.spec.fixed[name]), "fixed"))
+                continue
+            src = paper if name in paper else by_chain
+            if name in src:
+                note = ""
+                if name.startswith("tau_") and few:
+                    note = f"population scale from {len(self.families)} families: mostly prior"
+                elif self.spec.pooling.get(name, self.spec.pooling.get(name.removesuffix("_ref"))) == "partial":
+                    note = "population"
+                rows.append((name, src[name], note))
+        for name in order:
+            src = paper if f"{name}_f" in paper else by_chain
+            if f"{name}_f" in src:
+                for j, fam in enumerate(self.families):
+                    rows.append((f"{name}[{fam}]", src[f"{name}_f"][..., j], ""))
+        return _summarise(rows)
+
+    def diagnose(self) -> Diagnostics:
+        """Convergence diagnostics (R-hat, bulk/tail ESS, divergences)."""
+        return self._diagnostics
+
+    @cached_property
+    def _diagnostics(self) -> Diagnostics:
+        s = self._summary[self._summary["note"] != "fixed"]
+        div = int(self.datatree["sample_stats"]["diverging"].values.sum())
+        max_r = float(s["r_hat"].max())
+        min_bulk = float(s["ess_bulk"].min())
+        min_tail = float(s["ess_tail"].min())
+        msgs = []
+        if div:
+            msgs.append(
+                f"{div} divergent transitions: the posterior geometry is hard for NUTS; "
+                "raise target_accept (e.g. 0.95) or reparametrise (hierarchy, priors)"
+            )
+        if not max_r <= R_HAT_MAX:
+            worst = s["r_hat"].idxmax()
+            msgs.append(f"R-hat {max_r:.3f} > {R_HAT_MAX} (worst: {worst}): chains disagree; run more warmup and draws")
+        for kind, val in (("bulk", min_bulk), ("tail", min_tail)):
+            if not val >= ESS_MIN:
+                worst = s[f"ess_{kind}"].idxmin()
+                msgs.append(f"{kind} ESS {val:.0f} < {ESS_MIN} (worst: {worst}): run more draws")
+        return Diagnostics(not msgs, div, max_r, min_bulk, min_tail, tuple(msgs))
+
+    # ------------------------------------------------------------- prediction
+    def _points(self, new: Any) -> pd.DataFrame:
+        pts = new_points(new)
+        if "family" not in pts.columns or pts["family"].isna().all():
+            if len(self.families) > 1:
+                raise DataError(
+                    f"column 'family' is needed to predict from a fit with {len(self.families)} families "
+                    f"({', '.join(self.families)}); a name not among them predicts for a new family"
+                )
+            pts["family"] = self.families[0]
+        return pts
+
+    def _site_draws_for(self, families: Sequence[str], seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per-draw site values with unseen families appended from the population."""
+        import jax
+
+        from .models import hierarchy as hier
+
+        known = {f: i for i, f in enumerate(self.families)}
+        unseen = sorted({f for f in families if f not in known})
+        idx = np.array([known.get(f, len(self.families) + (unseen.index(f) if f in unseen else 0)) for f in families])
+        sites = dict(self._flat)
+        if not unseen:
+            return sites, idx
+        law = self.spec.law_obj
+        unpooled = [n for n, mode in self.spec.pooling.items() if mode == "independent"]
+        if unpooled:
+            raise DataError(
+                f"cannot predict for unseen family {unseen[0]!r}: parameter(s) {', '.join(unpooled)} are not "
+                "partially pooled, so there is no population to borrow from; refit with hierarchy='partial'"
+            )
+        key = jax.random.PRNGKey(seed + 7919)
+        for p in law.params:
+            if self.spec.pooling.get(p.name) != "partial":
+                continue
+            s = p.sampled_name
+            key, sub = jax.random.split(key)
+            z = np.asarray(jax.random.normal(sub, (self.n_draws, len(unseen))))
+            w = np.asarray(hier.to_working(p, sites[s]))[:, None] + sites[f"tau_{s}"][:, None] * z
+            sites[f"{s}_f"] = np.concatenate([sites[f"{s}_f"], np.asarray(hier.from_working(p, w))], axis=1)
+        return sites, idx
+
+    def _log_draws(self, pts: pd.DataFrame, kind: str, seed: int) -> np.ndarray:
+        import jax
+
+        from .inference import log_mean_draws
+
+        if kind not in ("observation", "mean"):
+            raise ValueError(f"kind must be 'observation' or 'mean', got {kind!r}")
+        sites, idx = self._site_draws_for(list(pts["family"].astype(str)), seed)
+        N, D, U = (pts[c].to_numpy(np.float64) for c in ("N", "D", "U"))
+        logs = log_mean_draws(self.spec, sites, np.log(N), np.log(D), np.log(np.minimum(U, D)), idx)
+        if kind == "observation":
+            noise = np.asarray(self.spec.lik.standard_noise(jax.random.PRNGKey(seed), logs.shape))
+            logs = logs + sites["sigma"][:, None] * noise
+        return logs
+
+    def predictive_draws(self, new: Any, kind: Literal["observation", "mean"] = "observation", seed: int = 0) -> xr.DataArray:
+        """Posterior predictive draws of loss (nats/token), dims ``(sample, row)``.
+
+        ``kind="mean"`` gives the law's loss per draw (parameter uncertainty);
+        ``kind="observation"`` adds run-to-run noise from the likelihood.
+        """
+        pts = self._points(new)
+        draws = np.exp(self._log_draws(pts, kind, seed))
+        return xr.DataArray(draws, dims=("sample", "row"), name="loss", attrs={"units": "nats/token", "kind": kind})
+
+    def predict(
+        self,
+        new: Any,
+        interval: float | Sequence[float] = 0.9,
+        kind: Literal["observation", "mean"] = "observation",
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """Predicted loss with central credible (``kind="mean"``) or predictive intervals.
+
+        Parameters
+        ----------
+        new : DataFrame or mapping
+            Rows with ``N`` and ``D`` (or ``C``), optional ``U`` and ``family``.
+            A family not in the fit is predicted from the population distribution.
+        interval : float or list of float
+            Central interval mass(es). One value gives columns ``lower``/``upper``;
+            several give ``lower_90``/``upper_90`` and so on.
+        kind : {"observation", "mean"}
+
+        Returns
+        -------
+        DataFrame
+            The input columns plus ``mean``, ``median``, interval bounds (loss in
+            nats/token) and ``extrapolation`` (decades of compute C = 6ND beyond
+            the range of the fitted runs; 0 inside it).
+        """
+        pts = self._points(new)
+        logs = self._log_draws(pts, kind, seed)
+        out = pts.copy()
+        out["mean"] = np.exp(logs).mean(axis=0)
+        out["median"] = np.exp(np.median(logs, axis=0))
+        levels = [interval] if np.isscalar(interval) else list(interval)
+        for lev in levels:
+            if not 0 < float(lev) < 1:
+                raise ValueError(f"interval must be in (0, 1), got {lev}")
+            lo, hi = np.exp(np.quantile(logs, [(1 - lev) / 2, (1 + lev) / 2], axis=0))
+            suffix = "" if len(levels) == 1 else f"_{round(100 * lev):d}"
+            out[f"lower{suffix}"], out[f"upper{suffix}"] = lo, hi
+        out["extrapolation"] = self.extrapolation(out["N"].to_numpy(), out["D"].to_numpy())
+        out.attrs.update({"kind": kind, "interval": levels, "units": "nats/token", "law": self.law})
+        return out
+
+    def extrapolation(self, N: np.ndarray, D: np.ndarray) -> np.ndarray:
+        """Decades of compute (C = 6ND) outside the fitted runs' range; 0 inside."""
+        logc = np.log10(6.0 * np.asarray(N, float) * np.asarray(D, float))
+        lo, hi = np.log10(self.data.compute_range)
+        return np.maximum(0.0, np.maximum(logc - hi, lo - logc))
+
+    def surface(
+        self,
+        N: Sequence[float],
+        D: Sequence[float],
+        U: float | None = None,
+        family: str | None = None,
+        quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+        kind: Literal["observation", "mean"] = "mean",
+        seed: int = 0,
+    ) -> xr.Dataset:
+        """Loss quantiles over the grid N x D (unique tokens U, one family).
+
+        Returns a Dataset with ``mean`` (dims N, D) and ``loss`` (dims quantile,
+        N, D), in nats/token.
+        """
+        Ng, Dg = np.meshgrid(np.asarray(N, float), np.asarray(D, float), indexing="ij")
+        frame = pd.DataFrame({"N": Ng.ravel(), "D": Dg.ravel()})
+        if U is not None:
+            frame["U"] = float(U)
+        if family is not None:
+            frame["family"] = family
+        logs = self._log_draws(self._points(frame), kind, seed)
+        shape = Ng.shape
+        q = np.exp(np.quantile(logs, list(quantiles), axis=0)).reshape((len(quantiles),) + shape)
+        return xr.Dataset(
+            {
+                "mean": (("N", "D"), np.exp(logs).mean(axis=0).reshape(shape)),
+                "loss": (("quantile", "N", "D"), q),
+            },
+            coords={"N": np.asarray(N, float), "D": np.asarray(D, float), "quantile": list(quantiles)},
+            attrs={"units": "nats/token", "kind": kind, "U": "D (one epoch)" if U is None else float(U),
+                   "family": family or self.families[0]},
+        )
+
+    # ---------------------------------------------------------------- saving
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fit to netCDF atomically (temporary file, then rename).
+
+        The file holds the posterior, diagnostics, data, the model spec (law,
+        priors, fixed values, pooling, likelihood) and the sampler settings, so
+        ``load_fit`` rebuilds a Fit that predicts identically.
+        """
+        path = Path(path)
+        dt = self.datatree.copy()
+        dt.attrs.update(
+            {
+                "bayescale_format": FORMAT_VERSION,
+                "bayescale_version": _version(),
+                "law": self.law,
+                "model_spec": self.spec.to_json(),
+                "sampler": json.dumps(asdict(self.sampler)),
+            }
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            dt.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def _summarise(rows: list[tuple[str, np.ndarray, str]]) -> pd.DataFrame:
+    """Statistics of (chain, draw) arrays; diagnostics from arviz-stats."""
+    import arviz_stats as azs
+
+    records = []
+    for name, arr, note in rows:
+        arr = np.asarray(arr, dtype=np.float64)
+        q5, q50, q95 = np.quantile(arr, [0.05, 0.5, 0.95])
+        rec = {"mean": arr.mean(), "sd": arr.std(ddof=1) if arr.size > 1 else 0.0, "q5": q5, "q50": q50, "q95": q95}
+        if note == "fixed":
+            rec.update(sd=0.0, ess_bulk=np.nan, ess_tail=np.nan, mcse_mean=0.0, r_hat=np.nan)
+        else:
+            rec.update(
+                ess_bulk=float(azs.ess(arr, method="bulk")),
+                ess_tail=float(azs.ess(arr, method="tail", prob=(0.05, 0.95))),
+                mcse_mean=float(azs.mcse(arr)),
+                r_hat=float(azs.rhat(arr)),
+            )
+        rec["note"] = note
+        records.append((name, rec))
+    frame = pd.DataFrame([r for _, r in records], index=[n for n, _ in records])
+    frame.index.name = "parameter"
+    return frame
+
+
+# ---------------------------------------------------------------------- fit
+
+
+def fit(
+    df: Any,
+    law: str = "chinchilla",
+    hierarchy: str | Mapping[str, str] = "auto",
+    priors: Mapping[str, Any] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    likelihood: str = "student_t",
+    draws: int = 1000,
+    warmup: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    progress: bool | str = "auto",
+    columns: Mapping[str, str] | None = None,
+    target_accept: float = 0.8,
+    dense_mass: bool = True,
+    chain_method: str = "auto",
+    warn: bool = True,
+) -> Fit:
+    """Fit a scaling law to a table of training runs with NUTS.
+
+    Parameters
+    ----------
+    df : DataFrame or path to a CSV
+        Runs with columns N (parameters), D (tokens seen) or C (FLOPs), loss
+        (nats/token), optional U (unique tokens) and family; see ``bayescale.data``.
+    law : str
+        A name from ``bayescale.models.law_names()``.
+    hierarchy : "auto", "complete", "independent", "partial" or dict
+        Pooling across families (``bayescale.models.hierarchy``).
+    priors : dict, optional
+        Overrides by sampled name, e.g. ``{"alpha": "LogNormal(-1.2, 0.3)"}``.
+    fixed : dict, optional
+        Parameters held at given values, e.g. ``{"E": 1.869}``.
+    likelihood : {"student_t", "gaussian", "laplace"}
+    draws, warmup, chains, seed : int
+        NUTS settings (per chain).
+    progress : bool or "auto"
+        Progress bar; "auto" shows it only on a terminal.
+
+    Returns
+    -------
+    Fit
+    """
+    from .models import hierarchy as hier
+
+    raw_modes = [hierarchy] if isinstance(hierarchy, str) else list(dict(hierarchy).values())
+    data = validate(df, columns=columns, min_runs_per_family=hier.min_runs_per_family(dict(enumerate(raw_modes))))
+    _check_int("draws", draws, 1)
+    _check_int("warmup", warmup, 0)
+    _check_int("chains", chains, 1)
+
+    from .inference import SamplerConfig, build_spec, run_nuts
+
+    spec = build_spec(law, data, hierarchy=hierarchy, priors=priors, fixed=fixed, likelihood=likelihood)
+    cfg = SamplerConfig(
+        draws=draws, warmup=warmup, chains=chains, seed=seed, dense_mass=dense_mass,
+        target_accept=target_accept, chain_method=chain_method,
+    )
+    samples, extra = run_nuts(spec, data, cfg, progress=progress)
+    result = Fit(spec, data, build_datatree(spec, data, samples, extra, seed), cfg)
+    if warn:
+        diag = result.diagnose()
+        if not diag.ok:
+            warnings.warn("fit failed its diagnostics: " + "; ".join(diag.messages), DiagnosticsWarning, stacklevel=2)
+    return result
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise DataError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def build_datatree(spec, data: ScalingData, samples: Mapping[str, np.ndarray], extra: Mapping[str, np.ndarray], seed: int) -> xr.DataTree:
+    """Assemble the arviz DataTree: posterior (sampled and paper-convention
+    variables), sample_stats, log_likelihood, posterior_predictive, observed and
+    constant data."""
+    import arviz_base as azb
+    import jax
+
+    from .inference import log_mean_draws, model_args, paper_draws
+
+    chains, ndraw = next(iter(samples.values())).shape[:2]
+    flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in samples.items()}
+    logN, logD, logU, fam = model_args(data)
+    mu = log_mean_draws(spec, flat, logN, logD, logU, fam)
+    sigma = flat["sigma"][:, None]
+    log_y = np.log(data.loss)
+    loglik = np.asarray(spec.lik.dist(mu, sigma).log_prob(log_y))
+    noise = np.asarray(spec.lik.standard_noise(jax.random.PRNGKey(seed + 1), mu.shape))
+    yrep = mu + sigma * noise
+    posterior = dict(samples)
+    for k, v in paper_draws(spec, samples).items():
+        posterior.setdefault(k, v)
+    shape = (chains, ndraw, data.n_rows)
+    stats = {
+        "diverging": extra["diverging"].astype(bool),
+        "n_steps": extra["num_steps"],
+        "acceptance_rate": extra["accept_prob"],
+        "energy": extra["energy"],
+    }
+    dims = {k: ["family"] for k in posterior if k.endswith("_f")}
+    dims.update({k: ["row"] for k in ("log_loss", "N", "D", "U", "loss", "family_name")})
+    return azb.from_dict(
+        {
+            "posterior": posterior,
+            "sample_stats": stats,
+            "log_likelihood": {"log_loss": loglik.reshape(shape)},
+            "posterior_predictive": {"log_loss": yrep.reshape(shape)},
+            "observed_data": {"log_loss": log_y},
+            "constant_data": {
+                "N": data.N, "D": data.D, "U": data.U, "loss": data.loss,
+                "family_name": np.array([data.families[i] for i in data.family_idx], dtype=str),
+            },
+        },
+        dims=dims,
+        coords={"family": list(data.families), "row": np.arange(data.n_rows)},
+    )
+
+
+def load_fit(path: str | os.PathLike) -> Fit:
+    """Read a fit written by ``Fit.save``; it predicts exactly as the original."""
+    from .inference import ModelSpec, SamplerConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise FitFileError(f"{path}: no such file")
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            dt = tree.load()
+    except Exception as exc:  # h5py/xarray raise many types for a bad file
+        raise FitFileError(f"{path}: not a readable netCDF fit file ({type(exc).__name__}: {exc})") from None
+    attrs = dt.attrs
+    if "bayescale_format" not in attrs:
+        raise FitFileError(f"{path}: a netCDF file, but not one written by bayescale (no 'bayescale_format' attribute)")
+    if int(attrs["bayescale_format"]) != FORMAT_VERSION:
+        raise FitFileError(
+            f"{path}: written in bayescale file format {attrs['bayescale_format']} "
+            f"(bayescale {attrs.get('bayescale_version', '?')}); this version reads format {FORMAT_VERSION}"
+        )
+    try:
+        spec = ModelSpec.from_json(attrs["model_spec"])
+        sampler = SamplerConfig(**json.loads(attrs["sampler"]))
+        cd = dt["constant_data"]
+        frame = pd.DataFrame(
+            {
+                "N": cd["N"].values, "D": cd["D"].values, "U": cd["U"].values,
+                "loss": cd["loss"].values, "family": cd["family_name"].values.astype(str),
+            }
+        )
+        data = validate(frame, check_duplicates=False)
+        for group in ("posterior", "sample_stats"):
+            dt[group]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FitFileError(f"{path}: bayescale fit file is incomplete or corrupted ({type(exc).__name__}: {exc})") from None
+    return Fit(spec, data, dt, sampler)
