@@ -148,7 +148,10 @@ def build_spec(
             raise PriorError(
                 f"no parameter {key!r} to put a prior on{hint}; valid names: {', '.join(all_priors)}"
             )
-        all_priors[key] = Prior.parse(value)
+        try:
+            all_priors[key] = Prior.parse(value)
+        except PriorError as exc:
+            raise PriorError(f"prior for {key!r}: {exc}") from None
     _check_prior_supports(law_obj, all_priors)
     centred = bool(np.min(np.bincount(data.family_idx)) >= hier.CENTRED_MIN_RUNS)
     return ModelSpec(

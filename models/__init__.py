@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import importlib
 
+if __name__ != "bayescale.models":
+    # Imported as a top-level `models` (e.g. from the repository root): that would
+    # create a second copy of every module and class. Refuse.
+    raise ImportError("models/ is part of bayescale: import bayescale.models, not models")
+
 from .base import Law, LawContext, ParamSpec
 from .priors import Prior, PriorError
 

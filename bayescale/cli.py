@@ -1,0 +1,346 @@
+"""The ``bayescale`` command.
+
+Verbs: ``datasets``, ``fit``, ``summary``, ``predict``, ``demo``.
+Exit codes: 0 ok; 2 bad input or usage (one line on stderr, never a traceback);
+3 a fit that failed its diagnostics (the file is still written, so it can be
+inspected); 1 only for an unexpected crash.
+
+Only the standard library is imported at module level: a bad table is rejected
+before pandas-heavy or JAX code loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_DIAGNOSTICS = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad command-line usage, reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage + exits; we want one line
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bayescale", description="Bayesian scaling laws for language-model training runs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    d = sub.add_parser("datasets", help="list the bundled datasets")
+    d.add_argument("--json", action="store_true")
+
+    f = sub.add_parser("fit", help="fit a law to a CSV of runs (or a bundled dataset name)")
+    f.add_argument("runs", help="CSV file with N, D (or C), loss [, U, family]; or dataset:<name>")
+    _fit_options(f)
+    f.add_argument("-o", "--output", default="fit.nc", help="where to write the fit (netCDF)")
+    f.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    s = sub.add_parser("summary", help="posterior summary and diagnostics of a saved fit")
+    s.add_argument("fit")
+    s.add_argument("--json", action="store_true")
+
+    pr = sub.add_parser("predict", help="predicted loss with intervals")
+    pr.add_argument("fit")
+    pr.add_argument("--N", nargs="+", help="parameters, e.g. 7e10 or 70B")
+    pr.add_argument("--D", nargs="+", help="training tokens, e.g. 1.4e12 or 1.4T")
+    pr.add_argument("--C", nargs="+", help="FLOPs instead of D (D = C/6N)")
+    pr.add_argument("--U", nargs="+", help="unique tokens (default: D, one epoch)")
+    pr.add_argument("--family", nargs="+")
+    pr.add_argument("--csv", help="CSV of points instead of --N/--D")
+    pr.add_argument("--interval", type=float, nargs="+", default=[0.9])
+    pr.add_argument("--kind", choices=["observation", "mean"], default="observation")
+    pr.add_argument("--json", action="store_true")
+
+    m = sub.add_parser("demo", help="the README's main job on the bundled Chinchilla data")
+    m.add_argument("--out", default="out", help="folder for the result files")
+    m.add_argument("--draws", type=int, default=1000)
+    m.add_argument("--warmup", type=int, default=1000)
+    m.add_argument("--chains", type=int, default=4)
+    m.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _fit_options(f: argparse.ArgumentParser) -> None:
+    f.add_argument("--law", default="chinchilla")
+    f.add_argument("--hierarchy", default="auto", help="auto | complete | independent | partial")
+    f.add_argument("--likelihood", default="student_t", choices=["student_t", "gaussian", "laplace"])
+    f.add_argument("--prior", action="append", type=_key_value, default=[], metavar="NAME=DIST",
+                   help='e.g. --prior "alpha=Normal(0.35, 0.1)" (repeatable)')
+    f.add_argument("--fix", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
+                   help="hold a parameter fixed, e.g. --fix E=1.869 (repeatable)")
+    f.add_argument("--column", action="append", type=_key_value, default=[], metavar="CANON=COLUMN",
+                   help="map a column, e.g. --column N=params (repeatable)")
+    f.add_argument("--draws", type=int, default=1000)
+    f.add_argument("--warmup", type=int, default=1000)
+    f.add_argument("--chains", type=int, default=4)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: only on a terminal)")
+
+
+# ----------------------------------------------------------------- commands
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(x: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and x != x:
+        return None
+    raise TypeError(type(x).__name__)
+
+
+def _records(frame) -> list[dict[str, Any]]:
+    import numpy as np
+
+    out = []
+    for idx, row in frame.iterrows():
+        rec = {frame.index.name or "index": idx} if frame.index.name else {}
+        for k, v in row.items():
+            if isinstance(v, float | np.floating) and not np.isfinite(v):
+                v = None
+            rec[k] = v
+        out.append(rec)
+    return out
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from . import datasets
+
+    table = datasets.describe()
+    if args.json:
+        _print_json(_records(table))
+    else:
+        for _, row in table.iterrows():
+            print(f"{row['name']:<22} {int(row['rows']):>5} runs  {row['description']}")
+    return EXIT_OK
+
+
+def _load_runs(spec: str):
+    if spec.startswith("dataset:"):
+        from . import datasets
+
+        return datasets.load(spec.split(":", 1)[1])
+    return spec  # a path: bayescale.data reads and validates it
+
+
+def _summary_text(fit) -> str:
+    import pandas as pd
+
+    s = fit.summary()
+    cols = ["mean", "sd", "q5", "q50", "q95", "ess_bulk", "ess_tail", "r_hat", "note"]
+    with pd.option_context("display.width", 140, "display.max_columns", 20):
+        table = s[cols].to_string(float_format=lambda v: f"{v:.4g}")
+    d = fit.diagnose()
+    lines = [
+        f"law {fit.law}: {fit.data.n_rows} runs, {len(fit.families)} famil{'y' if len(fit.families) == 1 else 'ies'}"
+        f" ({', '.join(fit.families)}); pooling {_pooling_text(fit)}; likelihood {fit.spec.likelihood}",
+        f"{fit.sampler.chains} chains x {fit.sampler.draws} draws (+{fit.sampler.warmup} warmup)",
+        table,
+        f"diagnostics: {'ok' if d.ok else 'FAILED'} (max R-hat {d.max_r_hat:.3f}, min ESS bulk {d.min_ess_bulk:.0f}, "
+        f"tail {d.min_ess_tail:.0f}, {d.divergences} divergences)",
+    ]
+    lines += [f"  - {m}" for m in d.messages]
+    return "\n".join(lines)
+
+
+def _pooling_text(fit) -> str:
+    modes = set(fit.spec.pooling.values())
+    return modes.pop() if len(modes) == 1 else ", ".join(f"{k}:{v}" for k, v in fit.spec.pooling.items())
+
+
+def _fit_exit(fit) -> int:
+    return EXIT_OK if fit.diagnose().ok else EXIT_DIAGNOSTICS
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import bayescale as bs
+
+    fixed = {}
+    for k, v in args.fix:
+        try:
+            fixed[k] = float(v)
+        except ValueError:
+            raise UsageError(f"--fix {k}={v}: value must be a number") from None
+    hierarchy: Any = args.hierarchy
+    if "=" in hierarchy:  # per-parameter: alpha=partial,E=complete
+        hierarchy = dict(_key_value(x) for x in hierarchy.split(","))
+    fit = bs.fit(
+        _load_runs(args.runs), law=args.law, hierarchy=hierarchy, priors=dict(args.prior) or None,
+        fixed=fixed or None, likelihood=args.likelihood, draws=args.draws, warmup=args.warmup,
+        chains=args.chains, seed=args.seed, progress="auto" if args.progress is None else args.progress,
+        columns=dict(args.column) or None, warn=False,
+    )
+    path = fit.save(args.output)
+    if args.json:
+        _print_json({"file": str(path), "summary": _records(fit.summary()), "diagnostics": _diag_dict(fit)})
+    else:
+        print(_summary_text(fit))
+        print(f"fit written to {path}")
+    return _fit_exit(fit)
+
+
+def _diag_dict(fit) -> dict[str, Any]:
+    d = fit.diagnose()
+    return {"ok": d.ok, "divergences": d.divergences, "max_r_hat": d.max_r_hat, "min_ess_bulk": d.min_ess_bulk,
+            "min_ess_tail": d.min_ess_tail, "messages": list(d.messages)}
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    import bayescale as bs
+
+    fit = bs.load_fit(args.fit)
+    if args.json:
+        _print_json({"law": fit.law, "summary": _records(fit.summary()), "diagnostics": _diag_dict(fit)})
+    else:
+        print(_summary_text(fit))
+    return _fit_exit(fit)
+
+
+def _points_frame(args: argparse.Namespace):
+    import pandas as pd
+
+    if args.csv:
+        return args.csv
+    if not args.N or not (args.D or args.C):
+        raise UsageError("predict needs --N and --D (or --C), or --csv")
+    cols = {"N": args.N, "D": args.D, "C": args.C, "U": args.U, "family": args.family}
+    cols = {k: v for k, v in cols.items() if v}
+    n = max(len(v) for v in cols.values())
+    for k, v in cols.items():
+        if len(v) not in (1, n):
+            raise UsageError(f"--{k} has {len(v)} values; give 1 or {n}")
+    return pd.DataFrame({k: (v * n if len(v) == 1 else v) for k, v in cols.items()})
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import bayescale as bs
+
+    fit = bs.load_fit(args.fit)
+    pred = fit.predict(_points_frame(args), interval=args.interval if len(args.interval) > 1 else args.interval[0],
+                       kind=args.kind)
+    far = pred["extrapolation"] > 0
+    if args.json:
+        _print_json({"law": fit.law, "kind": args.kind, "units": "nats/token", "predictions": _records(pred)})
+    else:
+        print(_prediction_text(pred, args.interval, args.kind))
+    if far.any():
+        print(f"note: {int(far.sum())} point(s) lie outside the compute range of the fitted runs, up to "
+              f"{pred['extrapolation'].max():.2f} decades beyond it; intervals there rest on the law's form holding",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _prediction_text(pred, intervals: Sequence[float], kind: str) -> str:
+    lines = []
+    for _, r in pred.iterrows():
+        parts = [f"N={r['N']:.3g} D={r['D']:.3g}"]
+        if r["U"] != r["D"]:
+            parts.append(f"U={r['U']:.3g}")
+        if "family" in r:
+            parts.append(f"family={r['family']}")
+        head = " ".join(parts) + f": loss {r['median']:.4f} (median), mean {r['mean']:.4f} nats/token"
+        if len(intervals) == 1:
+            head += f"; {round(100 * intervals[0])}% {kind} interval [{r['lower']:.4f}, {r['upper']:.4f}]"
+        else:
+            for lev in intervals:
+                k = round(100 * lev)
+                head += f"; {k}% [{r[f'lower_{k}']:.4f}, {r[f'upper_{k}']:.4f}]"
+        if r["extrapolation"] > 0:
+            head += f"; {r['extrapolation']:.2f} decades of compute beyond the data"
+        lines.append(head)
+    return "\n".join(lines)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import bayescale as bs
+
+    out = Path(args.out)
+    df = bs.datasets.load("chinchilla")
+    print(f"bundled data: {df.attrs.get('citation', 'chinchilla')}")
+    print(f"{len(df)} runs; fitting the Chinchilla law E + A/N^alpha + B/D^beta with NUTS "
+          f"({args.chains} chains x {args.draws} draws) ...", flush=True)
+    fit = bs.fit(df, law="chinchilla", draws=args.draws, warmup=args.warmup, chains=args.chains, seed=args.seed,
+                 warn=False)
+    print(_summary_text(fit))
+    pred = fit.predict(pd.DataFrame({"N": [7e10], "D": [1.4e12]}), interval=0.9)
+    r = pred.iloc[0]
+    print(f"\npredicted loss of a 70B-parameter model trained on 1.4T tokens (Chinchilla's own run): "
+          f"{r['median']:.3f} nats/token, 90% predictive interval [{r['lower']:.3f}, {r['upper']:.3f}] "
+          f"({r['extrapolation']:.2f} decades of compute beyond the largest fitted run)")
+    path = fit.save(out / "chinchilla_fit.nc")
+    pred_path = out / "prediction_70B_1.4T.csv"
+    _atomic_write_text(pred_path, pred.to_csv(index=False))
+    print(f"\nfit written to {path}\nprediction written to {pred_path}")
+    return _fit_exit(fit)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+COMMANDS = {"datasets": cmd_datasets, "fit": cmd_fit, "summary": cmd_summary, "predict": cmd_predict,
+            "demo": cmd_demo}
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """The CLI as a function: returns the exit code instead of exiting."""
+    from .data import DataError
+
+    try:
+        args = _parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DataError, ValueError, FileNotFoundError) as exc:  # DataError, PriorError, FitFileError, ...
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a crash: one line, the traceback only on request
+        if os.environ.get("BAYESCALE_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (set BAYESCALE_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_CRASH
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()
