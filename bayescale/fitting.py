@@ -155,8 +155,15 @@ class Fit:
         for name in order:
             src = paper if f"{name}_f" in paper else by_chain
             if f"{name}_f" in src:
+                fixed_here = self.spec.fixed_family.get(name, {})
+                ref_of_fixed = self.spec.fixed_family.get(name.removesuffix("_ref"), {}) if name.endswith("_ref") else {}
                 for j, fam in enumerate(self.families):
-                    rows.append((f"{name}[{fam}]", src[f"{name}_f"][..., j], ""))
+                    if fam in ref_of_fixed:
+                        continue
+                    if fam in fixed_here:
+                        rows.append((f"{name}[{fam}]", np.full((1, 2), fixed_here[fam]), "fixed"))
+                    else:
+                        rows.append((f"{name}[{fam}]", src[f"{name}_f"][..., j], ""))
         return _summarise(rows)
 
     def diagnose(self) -> Diagnostics:
@@ -483,9 +490,8 @@ def build_datatree(spec, data: ScalingData, samples: Mapping[str, np.ndarray], e
     loglik = np.asarray(spec.lik.dist(mu, sigma).log_prob(log_y))
     noise = np.asarray(spec.lik.standard_noise(jax.random.PRNGKey(seed + 1), mu.shape))
     yrep = mu + sigma * noise
-    posterior = dict(samples)
-    for k, v in paper_draws(spec, samples).items():
-        posterior.setdefault(k, v)
+    # paper_draws also carries per-family fixed values in place of the sampler's stand-ins
+    posterior = {**samples, **paper_draws(spec, samples)}
     shape = (chains, ndraw, data.n_rows)
     stats = {
         "diverging": extra["diverging"].astype(bool),
@@ -500,6 +506,8 @@ def build_datatree(spec, data: ScalingData, samples: Mapping[str, np.ndarray], e
             "posterior": posterior,
             "sample_stats": stats,
             "log_likelihood": {"log_loss": loglik.reshape(shape)},
+            # the joint minus the likelihood: what arviz-stats' psense power-scales as the prior
+            "log_prior": {"log_prior": extra["log_joint"] - loglik.reshape(shape).sum(axis=-1)},
             "posterior_predictive": {"log_loss": yrep.reshape(shape)},
             "observed_data": {"log_loss": log_y},
             "constant_data": {

@@ -15,6 +15,7 @@ predicting, so fitting and prediction cannot drift apart.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,29 @@ from .data import DataError, ScalingData
 from .models import Law, LawContext, Prior, PriorError, get_law
 from .models import hierarchy as hier
 from .models.likelihood import SIGMA_PRIOR, Likelihood
+
+
+def _repair_numpyro_submodules() -> None:
+    """Re-attach numpyro submodules to their parent packages.
+
+    arviz_base imports numpyro through lazy_loader; when that happens before
+    numpyro's own import (``import arviz_stats`` first), subpackages such as
+    ``numpyro.distributions`` end up without their submodule attributes and
+    numpyro's own ``numpyro.distributions.distribution.Unit`` lookup fails
+    inside NUTS. Importing is idempotent, so this is safe either way.
+    """
+    import importlib
+
+    for name in ("numpyro.distributions.distribution", "numpyro.infer.util", "numpyro.infer.reparam"):
+        importlib.import_module(name)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("numpyro.") and module is not None:
+            parent, _, child = name.rpartition(".")
+            if parent in sys.modules and not hasattr(sys.modules[parent], child):
+                setattr(sys.modules[parent], child, module)
+
+
+_repair_numpyro_submodules()
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,9 @@ class ModelSpec:
     families : tuple of str
     centred : bool
         Whether partially pooled values are sampled centred.
+    fixed_family : dict
+        Paper-convention name -> {family: value} for parameters fixed in some
+        families only (``fixed={"E[c4]": 1.869}``; independent pooling).
     """
 
     law: str
@@ -59,6 +86,7 @@ class ModelSpec:
     families: tuple[str, ...]
     centred: bool
     law_options: dict[str, Any] = field(default_factory=dict)
+    fixed_family: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def law_obj(self) -> Law:
@@ -80,6 +108,7 @@ class ModelSpec:
                 "families": list(self.families),
                 "centred": self.centred,
                 "law_options": self.law_options,
+                "fixed_family": self.fixed_family,
             }
         )
 
@@ -96,6 +125,7 @@ class ModelSpec:
             families=tuple(d["families"]),
             centred=bool(d["centred"]),
             law_options=dict(d.get("law_options", {})),
+            fixed_family={k: {f: float(x) for f, x in v.items()} for k, v in d.get("fixed_family", {}).items()},
         )
 
 
@@ -120,8 +150,10 @@ def build_spec(
     """Check the user's settings against the law and assemble a ModelSpec."""
     law_obj = get_law(law)
     Likelihood(likelihood)
-    fixed_paper = _check_fixed(law_obj, dict(fixed or {}))
+    global_fixed = {k: v for k, v in (fixed or {}).items() if not _FAMILY_KEY.match(k)}
+    fixed_paper = _check_fixed(law_obj, global_fixed)
     pooling = hier.resolve(hierarchy, law_obj, data.n_families, fixed_paper)
+    fixed_family = _check_family_fixed(law_obj, dict(fixed or {}), pooling, data.families)
     missing = [n for n in law_obj.required_fixed if n not in fixed_paper]
     if missing:
         raise DataError(f"law {law_obj.name!r} needs fixed={{{', '.join(repr(m) + ': ...' for m in missing)}}}")
@@ -134,15 +166,23 @@ def build_spec(
             if pooling[p.name] == "partial":
                 all_priors[f"tau_{p.sampled_name}"] = hier.TAU_PRIOR[p.support]
     all_priors["sigma"] = SIGMA_PRIOR
+    # per-family priors (``"E[oscar]"``) are allowed for independently pooled parameters
+    family_keys = {
+        f"{p.sampled_name}[{fam}]"
+        for p in law_obj.params
+        if pooling.get(p.name) == "independent"
+        for fam in data.families
+        if fam not in fixed_family.get(p.name, {})
+    }
     for key, value in (priors or {}).items():
-        if key not in all_priors:
+        if key not in all_priors and key not in family_keys:
             hint = ""
             try:
                 spec = law_obj.spec(key)
-                if spec.name == key and spec.ref is not None:
+                if spec.name in fixed_paper:
+                    hint = f" ({spec.name} is fixed)"
+                elif spec.name == key and spec.ref is not None:
                     hint = f" ({key} is sampled at the data's reference scale as {spec.sampled_name})"
-                elif spec.name in fixed_paper:
-                    hint = f" ({key} is fixed)"
             except KeyError:
                 pass
             raise PriorError(
@@ -163,7 +203,36 @@ def build_spec(
         ctx=ctx,
         families=tuple(data.families),
         centred=centred,
+        fixed_family=fixed_family,
     )
+
+
+_FAMILY_KEY = re.compile(r"^(\w+)\[(.+)\]$")
+
+
+def _check_family_fixed(
+    law: Law, fixed: Mapping[str, float], pooling: Mapping[str, str], families: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
+    """Parse ``{"E[c4]": 1.869}``: a value fixed in one family only."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in fixed.items():
+        m = _FAMILY_KEY.match(key)
+        if not m:
+            continue
+        name, fam = m.groups()
+        checked = _check_fixed(law, {name: value})[name]
+        if fam not in families:
+            raise PriorError(f"fixed {key!r}: no family {fam!r}; families are {', '.join(families)}")
+        if pooling.get(name) != "independent":
+            raise PriorError(
+                f"fixed {key!r}: a per-family value needs {name!r} pooled independently, "
+                f"e.g. hierarchy={{{name!r}: 'independent', ...}}"
+            )
+        out.setdefault(name, {})[fam] = checked
+    for name, fams in out.items():
+        if len(fams) == len(families):
+            raise PriorError(f"{name} is fixed in every family: fix it once with fixed={{{name!r}: value}}")
+    return out
 
 
 def _check_fixed(law: Law, fixed: dict[str, float]) -> dict[str, float]:
@@ -192,7 +261,8 @@ def _check_prior_supports(law: Law, priors: Mapping[str, Prior]) -> None:
     import jax
 
     for name, prior in priors.items():
-        support = "positive" if name == "sigma" or name.startswith("tau_") else law.spec(name).support
+        base = _FAMILY_KEY.match(name).group(1) if _FAMILY_KEY.match(name) else name
+        support = "positive" if name == "sigma" or name.startswith("tau_") else law.spec(base).support
         draws = np.asarray(prior.to_numpyro().sample(jax.random.PRNGKey(0), (256,)))
         bad = ~np.isfinite(draws)
         if support == "positive":
@@ -228,12 +298,29 @@ def law_params(spec: ModelSpec, sites: Mapping[str, Any], fam_idx: Any) -> dict[
             values[p.name] = jnp.asarray(sites[p.sampled_name])[..., None]
         else:
             values[p.name] = jnp.take(jnp.asarray(sites[f"{p.sampled_name}_f"]), fam_idx, axis=-1)
+        if p.ref is None:
+            values[p.name] = _with_family_fixed(spec, p.name, values[p.name], fam_idx)
     for p in law.params:
         if p.ref is not None and p.name not in spec.fixed:
-            exponent, axis = p.ref
-            k = 1.0 if exponent is None else values[exponent]
-            values[p.name] = jnp.exp(jnp.log(values[p.name]) + k * spec.ctx.log_ref(axis))
+            shift = 0.0
+            for exponent, axis, coef in p.ref_terms:
+                k = 1.0 if exponent is None else values[exponent]
+                shift = shift + coef * k * spec.ctx.log_ref(axis)
+            values[p.name] = _with_family_fixed(spec, p.name, jnp.exp(jnp.log(values[p.name]) + shift), fam_idx)
     return values
+
+
+def _with_family_fixed(spec: ModelSpec, name: str, rows: Any, fam_idx: Any) -> Any:
+    """Replace a parameter's per-row value by its fixed value in families where it is fixed."""
+    import jax.numpy as jnp
+
+    fams = spec.fixed_family.get(name)
+    if not fams:
+        return rows
+    mask = np.array([f in fams for f in spec.families])
+    vals = np.array([fams.get(f, 0.0) for f in spec.families])
+    take = {"axis": 0, "mode": "fill"}
+    return jnp.where(jnp.take(mask, fam_idx, fill_value=False, **take), jnp.take(vals, fam_idx, fill_value=0.0, **take), rows)
 
 
 def make_model(spec: ModelSpec):
@@ -250,8 +337,12 @@ def make_model(spec: ModelSpec):
             if p.name in spec.fixed:
                 continue
             s = p.sampled_name
+            fixed_here = spec.fixed_family.get(p.name, {})
             value = hier.sample_param(
-                p, spec.priors[s], spec.priors.get(f"tau_{s}"), spec.pooling[p.name], n_fam, spec.centred
+                p, spec.priors[s], spec.priors.get(f"tau_{s}"), spec.pooling[p.name], n_fam, spec.centred,
+                family_priors={j: spec.priors[f"{s}[{f}]"] for j, f in enumerate(spec.families)
+                               if f"{s}[{f}]" in spec.priors},
+                fixed_families=frozenset(j for j, f in enumerate(spec.families) if f in fixed_here),
             )
             sites[s if spec.pooling[p.name] == "complete" else f"{s}_f"] = value
         sigma = numpyro.sample("sigma", spec.priors["sigma"].to_numpyro())
@@ -338,7 +429,19 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
     mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y, extra_fields=("diverging", "num_steps", "accept_prob", "energy"))
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+    extra["log_joint"] = _log_joint(model, args, log_y, mcmc.get_samples()).reshape(cfg.chains, cfg.draws)
     return {k: samples[k] for k in posterior_sites(spec)}, extra
+
+
+def _log_joint(model, args, log_y, flat_samples) -> np.ndarray:
+    """Joint log density per draw (prior + likelihood), in the sampler's coordinates."""
+    import jax
+    from numpyro.infer.util import log_density
+
+    def one(params):
+        return log_density(model, args, {"log_y": log_y}, params)[0]
+
+    return np.asarray(jax.jit(jax.vmap(one))(flat_samples))
 
 
 def log_mean_draws(spec: ModelSpec, post: Mapping[str, np.ndarray], logN, logD, logU, fam_idx) -> np.ndarray:
@@ -368,19 +471,38 @@ def paper_draws(spec: ModelSpec, post: Mapping[str, np.ndarray]) -> dict[str, np
     for p in law.params:
         if p.ref is None or p.name in spec.fixed:
             continue
-        exponent, axis = p.ref
-        log_ref = spec.ctx.log_ref(axis)
-        if exponent is None:
-            k_shared, k_fam = 1.0, None
-        elif exponent in spec.fixed:
-            k_shared, k_fam = spec.fixed[exponent], None
-        else:
-            k_shared, k_fam = out.get(exponent), out.get(exponent + "_f")
         shared, fam = out.get(p.sampled_name), out.get(p.sampled_name + "_f")
-        if shared is not None and k_shared is not None:
-            out[p.name] = shared * np.exp(k_shared * log_ref)
-        if fam is not None or k_fam is not None:
-            a = fam if fam is not None else shared[..., None]
-            k = k_fam if k_fam is not None else np.asarray(k_shared)[..., None]
-            out[p.name + "_f"] = a * np.exp(k * log_ref)
+        exps = p.ref_exponents
+        fam_exps = any(e not in spec.fixed and e + "_f" in out for e in exps)
+        if shared is not None and all(e in spec.fixed or e in out for e in exps):
+            out[p.name] = shared * np.exp(_shift(spec, p, out, per_family=False))
+        if fam is not None or fam_exps:
+            base = fam if fam is not None else shared[..., None]
+            out[p.name + "_f"] = base * np.exp(_shift(spec, p, out, per_family=True))
+    for name, fams in spec.fixed_family.items():
+        p = law.spec(name)
+        for j, fam in enumerate(spec.families):
+            if fam not in fams:
+                continue
+            for key, value in ((p.name + "_f", fams[fam]), (p.sampled_name + "_f", np.nan)):
+                if key in out and (key == p.name + "_f" or p.ref is not None):
+                    arr = np.array(out[key], dtype=float)
+                    arr[..., j] = value
+                    out[key] = arr
     return out
+
+
+def _shift(spec: ModelSpec, p, out: Mapping[str, np.ndarray], per_family: bool) -> Any:
+    """``sum(coef * exponent * log X0)`` over a parameter's reference terms."""
+    total: Any = 0.0
+    for exponent, axis, coef in p.ref_terms:
+        if exponent is None:
+            k: Any = 1.0
+        elif exponent in spec.fixed:
+            k = spec.fixed[exponent]
+        elif per_family:
+            k = out[exponent + "_f"] if exponent + "_f" in out else np.asarray(out[exponent])[..., None]
+        else:
+            k = out[exponent]
+        total = total + coef * k * spec.ctx.log_ref(axis)
+    return total

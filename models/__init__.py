@@ -21,6 +21,12 @@ _REGISTRY: dict[str, str] = {
     "chinchilla": "chinchilla:Chinchilla",
     "kaplan": "kaplan:Kaplan",
     "kaplan_e": "kaplan:KaplanFloor",
+    "data_constrained": "data_constrained:DataConstrained",
+    "data_constrained_tied": "data_constrained:DataConstrainedTied",
+    "practical": "practical:Practical",
+    "overtrain": "overtrain:Overtrain",
+    "broken_power": "broken_power:BrokenPower",
+    "broken_power2": "broken_power:BrokenPower2",
 }
 
 

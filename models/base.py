@@ -26,6 +26,8 @@ from .priors import Prior
 
 Support = Literal["real", "positive", "unit"]
 Axis = Literal["N", "D", "U", "C"]
+#: one term of a reference-scale shift: (exponent name or None, axis or a constant log, coefficient)
+RefTerm = tuple[str | None, Axis | float, float]
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,10 @@ class ParamSpec:
     meaning, units : str
         Human description, shown in summaries and reports.
     ref : tuple or None
-        ``(exponent_name_or_None, axis)`` when the parameter is sampled at the
-        data's reference scale (see module docstring).
+        How the parameter is sampled at the data's reference scale (module
+        docstring): ``(exponent_or_None, axis)`` for one term, or a tuple of
+        ``(exponent_or_None, axis_or_constant_log, coefficient)`` terms, giving
+        ``log theta = log theta_ref + sum(coef * exponent * log X0)``.
     per_family : bool
         Whether the hierarchy may give each family its own value.
     """
@@ -52,12 +56,24 @@ class ParamSpec:
     support: Support
     meaning: str
     units: str
-    ref: tuple[str | None, Axis] | None = None
+    ref: tuple | None = None
     per_family: bool = True
 
     @property
     def sampled_name(self) -> str:
         return f"{self.name}_ref" if self.ref is not None else self.name
+
+    @property
+    def ref_terms(self) -> tuple[RefTerm, ...]:
+        if self.ref is None:
+            return ()
+        if len(self.ref) == 2 and not isinstance(self.ref[0], tuple):
+            return ((self.ref[0], self.ref[1], 1.0),)
+        return tuple(self.ref)
+
+    @property
+    def ref_exponents(self) -> tuple[str, ...]:
+        return tuple(e for e, _, _ in self.ref_terms if e is not None)
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,9 @@ class LawContext:
     log_U0: float
     log_C0: float
 
-    def log_ref(self, axis: Axis) -> float:
+    def log_ref(self, axis: Axis | float) -> float:
+        if not isinstance(axis, str):
+            return float(axis)
         return {"N": self.log_N0, "D": self.log_D0, "U": self.log_U0, "C": self.log_C0}[axis]
 
 

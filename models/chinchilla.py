@@ -7,6 +7,7 @@ arXiv:2404.10102.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,11 +51,11 @@ class Chinchilla(Law):
 
     def default_priors(self, ctx: LawContext) -> dict[str, Prior]:
         return {
-            "E": Prior("LogNormal", loc=float(jnp.log(1.7)), scale=0.5),
-            "A_ref": Prior("LogNormal", loc=float(jnp.log(0.5)), scale=1.0),
-            "B_ref": Prior("LogNormal", loc=float(jnp.log(0.5)), scale=1.0),
-            "alpha": Prior("LogNormal", loc=float(jnp.log(0.3)), scale=0.5),
-            "beta": Prior("LogNormal", loc=float(jnp.log(0.3)), scale=0.5),
+            "E": Prior("LogNormal", loc=math.log(1.7), scale=0.5),
+            "A_ref": Prior("LogNormal", loc=math.log(0.5), scale=1.0),
+            "B_ref": Prior("LogNormal", loc=math.log(0.5), scale=1.0),
+            "alpha": Prior("LogNormal", loc=math.log(0.3), scale=0.5),
+            "beta": Prior("LogNormal", loc=math.log(0.3), scale=0.5),
         }
 
     def log_loss(self, p: Mapping[str, Any], logN: Any, logD: Any, logU: Any) -> Any:

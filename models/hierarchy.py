@@ -55,7 +55,9 @@ def resolve(
             return {p.name: (mode if p.per_family else "complete") for p in free}
         if hierarchy not in POOLINGS:
             raise HierarchyError(f"unknown hierarchy {hierarchy!r}; use 'auto', {', '.join(map(repr, POOLINGS))} or a dict")
-        return {p.name: (hierarchy if p.per_family else "complete") for p in free}
+        # with one family there is nothing to pool over: every setting is complete pooling
+        mode = "complete" if n_families == 1 else hierarchy
+        return {p.name: (mode if p.per_family else "complete") for p in free}
     table = dict(hierarchy)
     default = table.pop("default", "complete")
     names = {p.name for p in law.params} | {p.sampled_name for p in law.params}
@@ -105,15 +107,31 @@ def from_working(spec: ParamSpec, w: Any) -> Any:
     return w
 
 
+#: stand-in value of a per-family fixed parameter at its sampled site; the fixed
+#: paper-convention value replaces it in ``inference.law_params``
+PLACEHOLDER = {"positive": 1.0, "unit": 0.5, "real": 0.0}
+
+
 def sample_param(
-    spec: ParamSpec, prior: Prior, tau_prior: Prior, pooling: str, n_families: int, centred: bool
+    spec: ParamSpec,
+    prior: Prior,
+    tau_prior: Prior | None,
+    pooling: str,
+    n_families: int,
+    centred: bool,
+    family_priors: Mapping[int, Prior] | None = None,
+    fixed_families: frozenset[int] = frozenset(),
 ) -> Any:
     """Sample one law parameter inside a numpyro model.
 
     Returns a scalar (complete pooling) or a vector over families. Sites:
     ``<s>`` (shared or population location), ``<s>_f`` (per-family values),
-    ``tau_<s>`` (population scale), with ``s`` the sampled name.
+    ``tau_<s>`` (population scale), with ``s`` the sampled name. Under
+    independent pooling, families may carry their own prior (``family_priors``)
+    or a fixed value (``fixed_families``); each free family is then its own
+    scalar site ``<s>__<j>`` and ``<s>_f`` is recorded as a deterministic.
     """
+    import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as nd
     from numpyro.infer.reparam import LocScaleReparam
@@ -122,8 +140,16 @@ def sample_param(
     if pooling == "complete":
         return numpyro.sample(s, prior.to_numpyro())
     if pooling == "independent":
-        with numpyro.plate("family", n_families):
-            return numpyro.sample(f"{s}_f", prior.to_numpyro())
+        if not family_priors and not fixed_families:
+            with numpyro.plate("family", n_families):
+                return numpyro.sample(f"{s}_f", prior.to_numpyro())
+        values = [
+            jnp.asarray(PLACEHOLDER[spec.support])
+            if j in fixed_families
+            else numpyro.sample(f"{s}__{j}", (family_priors or {}).get(j, prior).to_numpyro())
+            for j in range(n_families)
+        ]
+        return numpyro.deterministic(f"{s}_f", jnp.stack(values))
     loc = numpyro.sample(s, prior.to_numpyro())
     tau = numpyro.sample(f"tau_{s}", tau_prior.to_numpyro())
     with numpyro.plate("family", n_families), numpyro.handlers.reparam(

@@ -21,7 +21,6 @@ ALLOWED = (
     "LogNormal",
     "HalfNormal",
     "HalfCauchy",
-    "HalfStudentT",
     "TruncatedNormal",
     "Exponential",
     "Gamma",
@@ -62,7 +61,8 @@ class Prior:
         if bad:
             raise PriorError(f"prior {dist} parameters must be numbers, got {bad}")
         object.__setattr__(self, "dist", dist)
-        object.__setattr__(self, "params", tuple((k, float(v)) for k, v in params.items()))
+        # sorted, so equality does not depend on the order the keywords were given in
+        object.__setattr__(self, "params", tuple(sorted((k, float(v)) for k, v in params.items())))
 
     @property
     def kwargs(self) -> dict[str, float]:
@@ -88,6 +88,11 @@ class Prior:
         name = node.func.id
         if name not in ALLOWED:
             raise PriorError(f"unknown prior distribution {name!r} in {spec!r}; use one of {', '.join(ALLOWED)}")
+        names = [k.arg for k in node.keywords]
+        if None in names:
+            raise PriorError(f"prior {spec!r}: ** arguments are not allowed")
+        if len(names) != len(set(names)):
+            raise PriorError(f"prior {spec!r}: a keyword is given twice")
         try:
             args = [ast.literal_eval(a) for a in node.args]
             kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
@@ -109,14 +114,15 @@ class Prior:
 
         try:
             return getattr(nd, self.dist)(**self.kwargs)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise PriorError(f"prior {self}: {exc}") from None
 
 
 def _positional_names(dist: str) -> list[str]:
     import numpyro.distributions as nd
 
-    sig = inspect.signature(getattr(nd, dist).__init__)
+    target = getattr(nd, dist)  # TruncatedNormal is a factory function, the rest are classes
+    sig = inspect.signature(target if inspect.isfunction(target) else target.__init__)
     return [
         p.name
         for p in sig.parameters.values()
