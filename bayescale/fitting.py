@@ -416,6 +416,7 @@ def fit(
     target_accept: float = 0.8,
     dense_mass: bool = True,
     chain_method: str = "auto",
+    centred: bool | None = None,
     warn: bool = True,
 ) -> Fit:
     """Fit a scaling law to a table of training runs with NUTS.
@@ -438,6 +439,14 @@ def fit(
         NUTS settings (per chain).
     progress : bool or "auto"
         Progress bar; "auto" shows it only on a terminal.
+    columns : dict, optional
+        Column renames, ``{"N": "params"}``.
+    target_accept, dense_mass, chain_method
+        NUTS settings; raise ``target_accept`` when a fit reports divergences.
+    centred : bool, optional
+        Parametrisation of partially pooled values (default: from the data).
+    warn : bool
+        Warn (``DiagnosticsWarning``) when the fit fails its diagnostics.
 
     Returns
     -------
@@ -453,7 +462,8 @@ def fit(
 
     from .inference import SamplerConfig, build_spec, run_nuts
 
-    spec = build_spec(law, data, hierarchy=hierarchy, priors=priors, fixed=fixed, likelihood=likelihood)
+    spec = build_spec(law, data, hierarchy=hierarchy, priors=priors, fixed=fixed, likelihood=likelihood,
+                      centred=centred)
     cfg = SamplerConfig(
         draws=draws, warmup=warmup, chains=chains, seed=seed, dense_mass=dense_mass,
         target_accept=target_accept, chain_method=chain_method,

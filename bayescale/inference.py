@@ -146,8 +146,13 @@ def build_spec(
     priors: Mapping[str, str | Prior] | None = None,
     fixed: Mapping[str, float] | None = None,
     likelihood: str = "student_t",
+    centred: bool | None = None,
 ) -> ModelSpec:
-    """Check the user's settings against the law and assemble a ModelSpec."""
+    """Check the user's settings against the law and assemble a ModelSpec.
+
+    ``centred=None`` picks the parametrisation of partially pooled values from
+    the data (centred when every family has ``CENTRED_MIN_RUNS`` runs or more).
+    """
     law_obj = get_law(law)
     Likelihood(likelihood)
     global_fixed = {k: v for k, v in (fixed or {}).items() if not _FAMILY_KEY.match(k)}
@@ -193,7 +198,8 @@ def build_spec(
         except PriorError as exc:
             raise PriorError(f"prior for {key!r}: {exc}") from None
     _check_prior_supports(law_obj, all_priors)
-    centred = bool(np.min(np.bincount(data.family_idx)) >= hier.CENTRED_MIN_RUNS)
+    if centred is None:
+        centred = bool(np.min(np.bincount(data.family_idx)) >= hier.CENTRED_MIN_RUNS)
     return ModelSpec(
         law=law_obj.name,
         priors=all_priors,
@@ -202,7 +208,7 @@ def build_spec(
         likelihood=likelihood,
         ctx=ctx,
         families=tuple(data.families),
-        centred=centred,
+        centred=bool(centred),
         fixed_family=fixed_family,
     )
 
@@ -401,16 +407,22 @@ def choose_chain_method(chains: int, requested: str = "auto") -> str:
     return "parallel" if jax.local_device_count() >= chains else "vectorized"
 
 
-def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: bool | str = "auto"):
-    """Sample the posterior; returns ``(samples_by_chain, extra_fields_by_chain)`` as numpy."""
-    import jax
+#: compiled samplers kept for reuse: a new table of the same shape under the same
+#: model (simulation-based calibration, backtests, sweeps) skips JIT compilation,
+#: which is most of a small fit's wall time
+_SAMPLERS: dict[tuple, Any] = {}
+_SAMPLERS_MAX = 8
+
+
+def _sampler(spec: ModelSpec, cfg: SamplerConfig, n_rows: int, progress: bool):
+    from dataclasses import replace
+
     from numpyro.infer import MCMC, NUTS, init_to_median
 
-    if progress == "auto":
-        progress = sys.stderr.isatty()
+    key = (spec.to_json(), replace(cfg, seed=0), n_rows, progress)
+    if key in _SAMPLERS:
+        return _SAMPLERS[key]
     model = make_model(spec)
-    args = model_args(data)
-    log_y = np.log(data.loss).astype(np.float32)
     kernel = NUTS(
         model,
         dense_mass=cfg.dense_mass,
@@ -424,24 +436,47 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
         num_samples=cfg.draws,
         num_chains=cfg.chains,
         chain_method=choose_chain_method(cfg.chains, cfg.chain_method),
-        progress_bar=bool(progress),
+        progress_bar=progress,
+        jit_model_args=True,
     )
-    mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y, extra_fields=("diverging", "num_steps", "accept_prob", "energy"))
+    log_joint = jax_log_joint(model)
+    if len(_SAMPLERS) >= _SAMPLERS_MAX:
+        _SAMPLERS.pop(next(iter(_SAMPLERS)))
+    _SAMPLERS[key] = (mcmc, log_joint)
+    return mcmc, log_joint
+
+
+def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: bool | str = "auto"):
+    """Sample the posterior; returns ``(samples_by_chain, extra_fields_by_chain)`` as numpy."""
+    import jax
+
+    if progress == "auto":
+        progress = sys.stderr.isatty()
+    mcmc, log_joint = _sampler(spec, cfg, data.n_rows, bool(progress))
+    args = model_args(data)
+    log_y = np.log(data.loss).astype(np.float32)
+    mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y,
+             extra_fields=("diverging", "num_steps", "accept_prob", "energy"))
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
-    extra["log_joint"] = _log_joint(model, args, log_y, mcmc.get_samples()).reshape(cfg.chains, cfg.draws)
+    extra["log_joint"] = np.asarray(log_joint(mcmc.get_samples(), args, log_y)).reshape(cfg.chains, cfg.draws)
     return {k: samples[k] for k in posterior_sites(spec)}, extra
 
 
-def _log_joint(model, args, log_y, flat_samples) -> np.ndarray:
-    """Joint log density per draw (prior + likelihood), in the sampler's coordinates."""
+def jax_log_joint(model):
+    """A jitted ``f(flat_samples, args, log_y)``: joint log density (prior +
+    likelihood) per draw, in the sampler's coordinates."""
     import jax
     from numpyro.infer.util import log_density
 
-    def one(params):
-        return log_density(model, args, {"log_y": log_y}, params)[0]
+    @jax.jit
+    def f(flat_samples, args, log_y):
+        def one(params):
+            return log_density(model, args, {"log_y": log_y}, params)[0]
 
-    return np.asarray(jax.jit(jax.vmap(one))(flat_samples))
+        return jax.vmap(one)(flat_samples)
+
+    return f
 
 
 def log_mean_draws(spec: ModelSpec, post: Mapping[str, np.ndarray], logN, logD, logU, fam_idx) -> np.ndarray:
@@ -484,8 +519,10 @@ def paper_draws(spec: ModelSpec, post: Mapping[str, np.ndarray]) -> dict[str, np
         for j, fam in enumerate(spec.families):
             if fam not in fams:
                 continue
-            for key, value in ((p.name + "_f", fams[fam]), (p.sampled_name + "_f", np.nan)):
-                if key in out and (key == p.name + "_f" or p.ref is not None):
+            # the paper value is fixed; the reference-scale value has no meaning there
+            subs = [(p.name + "_f", fams[fam])] + ([(p.sampled_name + "_f", np.nan)] if p.ref is not None else [])
+            for key, value in subs:
+                if key in out:
                     arr = np.array(out[key], dtype=float)
                     arr[..., j] = value
                     out[key] = arr
