@@ -22,6 +22,8 @@ import time
 import warnings
 from pathlib import Path
 
+import pandas as pd
+
 import bayescale as bs
 
 SMALL = 0.5e9  # the 4 small sizes are <= 0.411B parameters
@@ -61,12 +63,12 @@ def run(args: argparse.Namespace) -> dict:
 
     small = df[df["N"] < SMALL]
     big = []
-    for fam, g in df[df["N"] > SMALL].groupby("family"):
+    for _, g in df[df["N"] > SMALL].groupby("family"):
         gm = M[g.index]
         big.append(g[(g["N"] > 5e9) & (gm == 20)])
         n14 = g[g["N"].between(1e9, 2e9)]
         big.append(n14[M[n14.index] == M[n14.index].max()])
-    targets_b = __import__("pandas").concat(big)
+    targets_b = pd.concat(big)
     t0 = time.perf_counter()
     fit_b = bs.fit(small, law="overtrain", hierarchy="partial", **kw)
     d = fit_b.diagnose()
