@@ -28,6 +28,7 @@ _LAZY = {
     "load_fit": ("bayescale.fitting", "load_fit"),
     "Diagnostics": ("bayescale.fitting", "Diagnostics"),
     "DiagnosticsWarning": ("bayescale.fitting", "DiagnosticsWarning"),
+    "DiagnosticsError": ("bayescale.fitting", "DiagnosticsError"),
     "FitFileError": ("bayescale.fitting", "FitFileError"),
     "datasets": ("bayescale.datasets", None),
 }
@@ -36,6 +37,7 @@ __all__ = [
     "DataError",
     "DataWarning",
     "Diagnostics",
+    "DiagnosticsError",
     "DiagnosticsWarning",
     "Fit",
     "FitFileError",

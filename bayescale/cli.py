@@ -92,6 +92,8 @@ def _fit_options(f: argparse.ArgumentParser) -> None:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
+    f.add_argument("--strict", action="store_true",
+                   help="a fit that fails its diagnostics is an error: no file is written (exit 3)")
 
 
 # ----------------------------------------------------------------- commands
@@ -190,7 +192,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         _load_runs(args.runs), law=args.law, hierarchy=hierarchy, priors=dict(args.prior) or None,
         fixed=fixed or None, likelihood=args.likelihood, draws=args.draws, warmup=args.warmup,
         chains=args.chains, seed=args.seed, progress="auto" if args.progress is None else args.progress,
-        columns=dict(args.column) or None, warn=False,
+        columns=dict(args.column) or None, warn=False, strict=args.strict,
     )
     path = fit.save(args.output)
     if args.json:
@@ -325,8 +327,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a crash: one line, the traceback only on request
-        if os.environ.get("BAYESCALE_DEBUG"):
+    except Exception as exc:
+        if type(exc).__name__ == "DiagnosticsError":  # --strict
+            print(f"error: {_one_line(exc)} (--strict: no file written)", file=sys.stderr)
+            return EXIT_DIAGNOSTICS
+        if os.environ.get("BAYESCALE_DEBUG"):  # a crash: one line, the traceback only on request
             raise
         print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (set BAYESCALE_DEBUG=1 for the traceback)",
               file=sys.stderr)

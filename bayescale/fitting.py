@@ -38,6 +38,14 @@ class DiagnosticsWarning(UserWarning):
     """The sampler's diagnostics failed: the posterior may not be trustworthy."""
 
 
+class DiagnosticsError(RuntimeError):
+    """Raised instead of the warning by ``fit(..., strict=True)``; ``.fit`` holds the result."""
+
+    def __init__(self, message: str, fit: Fit) -> None:
+        super().__init__(message)
+        self.fit = fit
+
+
 @dataclass(frozen=True)
 class Diagnostics:
     """Convergence checks of a fit.
@@ -183,7 +191,9 @@ class Fit:
                 f"{div} divergent transitions: the posterior geometry is hard for NUTS; "
                 "raise target_accept (e.g. 0.95) or reparametrise (hierarchy, priors)"
             )
-        if not max_r <= R_HAT_MAX:
+        if s["r_hat"].isna().all():
+            msgs.append("R-hat needs at least 2 chains: run chains >= 2 to check convergence")
+        elif not max_r <= R_HAT_MAX:
             worst = s["r_hat"].idxmax()
             msgs.append(f"R-hat {max_r:.3f} > {R_HAT_MAX} (worst: {worst}): chains disagree; run more warmup and draws")
         for kind, val in (("bulk", min_bulk), ("tail", min_tail)):
@@ -418,6 +428,7 @@ def fit(
     chain_method: str = "auto",
     centred: bool | None = None,
     warn: bool = True,
+    strict: bool = False,
 ) -> Fit:
     """Fit a scaling law to a table of training runs with NUTS.
 
@@ -447,6 +458,8 @@ def fit(
         Parametrisation of partially pooled values (default: from the data).
     warn : bool
         Warn (``DiagnosticsWarning``) when the fit fails its diagnostics.
+    strict : bool
+        Raise ``DiagnosticsError`` instead of warning.
 
     Returns
     -------
@@ -470,10 +483,13 @@ def fit(
     )
     samples, extra = run_nuts(spec, data, cfg, progress=progress)
     result = Fit(spec, data, build_datatree(spec, data, samples, extra, seed), cfg)
-    if warn:
-        diag = result.diagnose()
-        if not diag.ok:
-            warnings.warn("fit failed its diagnostics: " + "; ".join(diag.messages), DiagnosticsWarning, stacklevel=2)
+    diag = result.diagnose()
+    if not diag.ok:
+        message = "fit failed its diagnostics: " + "; ".join(diag.messages)
+        if strict:
+            raise DiagnosticsError(message, result)
+        if warn:
+            warnings.warn(message, DiagnosticsWarning, stacklevel=2)
     return result
 
 

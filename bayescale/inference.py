@@ -161,7 +161,10 @@ def build_spec(
     fixed_family = _check_family_fixed(law_obj, dict(fixed or {}), pooling, data.families)
     missing = [n for n in law_obj.required_fixed if n not in fixed_paper]
     if missing:
-        raise DataError(f"law {law_obj.name!r} needs fixed={{{', '.join(repr(m) + ': ...' for m in missing)}}}")
+        helps = getattr(law_obj, "fixed_help", {})
+        need = ", ".join(repr(m) + ": ..." for m in missing)
+        why = "; ".join(f"{m} is {helps[m]}" for m in missing if m in helps)
+        raise DataError(f"law {law_obj.name!r} needs fixed={{{need}}}" + (f": {why}" if why else ""))
     ctx = context(data)
     defaults = law_obj.default_priors(ctx)
     all_priors: dict[str, Prior] = {}

@@ -109,6 +109,8 @@ class Law:
     params: ClassVar[tuple[ParamSpec, ...]]
     #: parameters that must be supplied through ``fixed=`` (never sampled)
     required_fixed: ClassVar[tuple[str, ...]] = ()
+    #: what each required fixed parameter is, for the error when it is missing
+    fixed_help: ClassVar[dict[str, str]] = {}
 
     def spec(self, name: str) -> ParamSpec:
         for p in self.params:

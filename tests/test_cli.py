@@ -90,6 +90,42 @@ def test_fit_writes_file_and_exit_3_when_diagnostics_fail(tmp_path, capsys):
     assert "FAILED" in text and out.exists()
 
 
+def test_strict_turns_failed_diagnostics_into_an_error(tmp_path, capsys):
+    import bayescale as bs
+
+    csv = tmp_path / "runs.csv"
+    bs.datasets.load("chinchilla", epoch_subset=True).iloc[::8].to_csv(csv, index=False)
+    out = tmp_path / "strict.nc"
+    code = run(["fit", str(csv), "--draws", "15", "--warmup", "15", "--chains", "2", "--strict", "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_DIAGNOSTICS and not out.exists()
+    assert len(err.splitlines()) == 1 and "diagnostics" in err
+    df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[::8]
+    with pytest.raises(bs.DiagnosticsError) as info:
+        bs.fit(df, draws=15, warmup=15, chains=2, strict=True, progress=False)
+    assert not info.value.fit.diagnose().ok
+    with pytest.warns(bs.DiagnosticsWarning, match="ESS"):
+        bs.fit(df, draws=15, warmup=15, chains=2, progress=False)
+
+
+def test_load_rejects_incompatible_format_version(small_fit, tmp_path):
+    import xarray as xr
+
+    import bayescale as bs
+
+    path = small_fit.save(tmp_path / "f.nc")
+    with xr.open_datatree(path, engine="h5netcdf") as tree:
+        dt = tree.load()
+    dt.attrs["bayescale_format"] = 99
+    dt.to_netcdf(tmp_path / "future.nc", engine="h5netcdf")
+    with pytest.raises(bs.FitFileError, match="format 99"):
+        bs.load_fit(tmp_path / "future.nc")
+    assert run(["summary", str(tmp_path / "future.nc")]) == EXIT_USAGE
+    saved = xr.open_datatree(path, engine="h5netcdf")
+    assert saved.attrs["law"] == "chinchilla" and saved.attrs["bayescale_version"] == bs.__version__
+    saved.close()
+
+
 def test_installed_command_bad_file_is_fast_and_clean(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"N,D,loss\n\xff\xfe,1,2\n")
