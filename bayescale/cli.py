@@ -295,16 +295,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"({r['extrapolation']:.2f} decades of compute beyond the largest fitted run)")
     path = fit.save(out / "chinchilla_fit.nc")
     pred_path = out / "prediction_70B_1.4T.csv"
-    _atomic_write_text(pred_path, pred.to_csv(index=False))
+    from .io import atomic_write_text
+
+    atomic_write_text(pred_path, pred.to_csv(index=False))
     print(f"\nfit written to {path}\nprediction written to {pred_path}")
     return _fit_exit(fit)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 COMMANDS = {"datasets": cmd_datasets, "fit": cmd_fit, "summary": cmd_summary, "predict": cmd_predict,
@@ -317,6 +312,10 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     try:
         args = _parser().parse_args(argv)
+        if args.command in ("fit", "demo"):  # repeated CLI fits of one shape skip compilation
+            from .inference import enable_compilation_cache
+
+            enable_compilation_cache()
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

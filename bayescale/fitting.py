@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from .data import DataError, ScalingData, new_points, validate
+from .io import atomic_path
 
 FORMAT_VERSION = 1
 R_HAT_MAX = 1.01
@@ -370,15 +370,8 @@ class Fit:
                 "sampler": json.dumps(asdict(self.sampler)),
             }
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             dt.to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return path
 
 

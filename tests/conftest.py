@@ -14,6 +14,14 @@ import pytest
 import bayescale as bs
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache(tmp_path_factory):
+    """Fits of one shape recur across tests: share compiled samplers through JAX's disk cache."""
+    from bayescale.inference import enable_compilation_cache
+
+    enable_compilation_cache(tmp_path_factory.mktemp("jax_cache"))
+
+
 @pytest.fixture(scope="session")
 def epoch240_fit():
     """The Chinchilla law at bs.fit's defaults on Epoch's 240 runs (Besiroglu et al. 2024)."""
