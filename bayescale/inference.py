@@ -432,21 +432,12 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     return folder
 
 
-#: compiled samplers kept for reuse: a new table of the same shape under the same
-#: model (simulation-based calibration, backtests, sweeps) skips JIT compilation,
-#: which is most of a small fit's wall time
-_SAMPLERS: dict[tuple, Any] = {}
-_SAMPLERS_MAX = 8
-
-
-def _sampler(spec: ModelSpec, cfg: SamplerConfig, n_rows: int, progress: bool):
-    from dataclasses import replace
-
+def _sampler(spec: ModelSpec, cfg: SamplerConfig, progress: bool):
+    """NUTS for the spec; data enter as arguments (``jit_model_args``), so the
+    compiled program is the same for every table of one shape and JAX's
+    persistent cache (``enable_compilation_cache``) can serve it."""
     from numpyro.infer import MCMC, NUTS, init_to_median
 
-    key = (spec.to_json(), replace(cfg, seed=0), n_rows, progress)
-    if key in _SAMPLERS:
-        return _SAMPLERS[key]
     model = make_model(spec)
     kernel = NUTS(
         model,
@@ -464,11 +455,7 @@ def _sampler(spec: ModelSpec, cfg: SamplerConfig, n_rows: int, progress: bool):
         progress_bar=progress,
         jit_model_args=True,
     )
-    log_joint = jax_log_joint(model)
-    if len(_SAMPLERS) >= _SAMPLERS_MAX:
-        _SAMPLERS.pop(next(iter(_SAMPLERS)))
-    _SAMPLERS[key] = (mcmc, log_joint)
-    return mcmc, log_joint
+    return mcmc, jax_log_joint(model)
 
 
 def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: bool | str = "auto"):
@@ -477,7 +464,7 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
 
     if progress == "auto":
         progress = sys.stderr.isatty()
-    mcmc, log_joint = _sampler(spec, cfg, data.n_rows, bool(progress))
+    mcmc, log_joint = _sampler(spec, cfg, bool(progress))
     args = model_args(data)
     log_y = np.log(data.loss).astype(np.float32)
     mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y,
