@@ -91,6 +91,123 @@ class Fit:
         self.datatree = datatree
         self.sampler = sampler
 
+    @classmethod
+    def from_draws(
+        cls,
+        draws: Mapping[str, Any],
+        data: Any,
+        law: str = "chinchilla",
+        sigma: float | Sequence[float] | None = None,
+        likelihood: str = "student_t",
+        seed: int = 0,
+    ) -> Fit:
+        """A Fit whose posterior is given draws (or a point mass), without sampling.
+
+        For planning and predicting from published estimates (a point mass at a
+        paper's values) or from bootstrap replicates, and for tests that need an
+        exactly known posterior. One law for every family (complete pooling).
+
+        Parameters
+        ----------
+        draws : mapping
+            Every law parameter in the paper's convention (``E``, ``A``, ``B``,
+            ``alpha``, ...), each a scalar (all mass at that value) or a 1-D
+            array of S draws; scalars broadcast to S. Amplitudes are mapped to
+            the data's reference scale (``A_ref = A / N0**alpha``) as in a fit.
+        data : DataFrame, path or ScalingData
+            The runs the values refer to: they set the reference scales, the
+            extrapolation distances and the stored ``log_likelihood``.
+        law : str
+            Registry name of the law.
+        sigma : float or array, optional
+            Noise scale of log loss for ``kind="observation"``; default, per
+            draw, the root-mean-square residual of log loss on ``data``.
+        likelihood : {"student_t", "gaussian", "laplace"}
+        seed : int
+            Seed of the stored posterior-predictive draws.
+
+        Returns
+        -------
+        Fit
+            One chain of S draws. Its diagnostics are not MCMC diagnostics (no
+            R-hat from one chain) and ``log_prior`` is NaN: there was no prior.
+
+        Examples
+        --------
+        Muennighoff et al. (2023)'s C4 fit as a point mass::
+
+            fit = Fit.from_draws({"E": 1.869, "A": 520.8, "B": 1487.7, "alpha": 0.3527,
+                                  "beta": 0.3527, "R_D_star": 15.39, "R_N_star": 5.31},
+                                 bs.datasets.load("datablations"), law="data_constrained")
+        """
+        from .inference import SamplerConfig, build_spec, log_mean_draws, model_args
+        from .models import get_law
+
+        sd = data if isinstance(data, ScalingData) else validate(data, check_duplicates=False)
+        law_obj = get_law(law)
+        names = set(law_obj.param_names)
+        unknown = sorted(set(draws) - names)
+        missing = [n for n in law_obj.param_names if n not in draws]
+        if unknown or missing:
+            raise DataError(
+                f"draws for law {law_obj.name!r} need exactly {', '.join(law_obj.param_names)}"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                + (f"; missing: {', '.join(missing)}" if missing else "")
+            )
+        arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in draws.items()}
+        sizes = {a.size for a in arrays.values() if a.size > 1}
+        if len(sizes) > 1 or any(a.ndim != 1 for a in arrays.values()):
+            raise DataError(f"draws must be scalars or 1-D arrays of one length; got sizes {sorted(sizes)}")
+        n = sizes.pop() if sizes else 1
+        paper = {k: np.broadcast_to(a, (n,)).copy() for k, a in arrays.items()}
+        for k, a in paper.items():
+            p = law_obj.spec(k)
+            bad = ~np.isfinite(a) | ((a <= 0) if p.support == "positive" else False)
+            if p.support == "unit":
+                bad |= (a <= 0) | (a >= 1)
+            if bad.any():
+                raise DataError(f"draws of {k!r} must be finite and in its support ({p.support})")
+        required = {}
+        for k in law_obj.required_fixed:
+            if np.unique(paper[k]).size > 1:
+                raise DataError(f"{k!r} is a constant of law {law_obj.name!r}: give one value, not draws")
+            required[k] = float(paper[k][0])
+        spec = build_spec(law_obj, sd, hierarchy="complete", fixed=required or None, likelihood=likelihood)
+        sites: dict[str, np.ndarray] = {}
+        for p in law_obj.params:
+            if p.name in required:
+                continue
+            value = paper[p.name]
+            if p.ref is not None:
+                shift = sum(
+                    coef * (1.0 if e is None else paper[e]) * spec.ctx.log_ref(axis) for e, axis, coef in p.ref_terms
+                )
+                value = np.exp(np.log(value) - shift)
+            sites[p.sampled_name] = value
+        fam = model_args(sd)[3]
+        mu = log_mean_draws(spec, sites, np.log(sd.N), np.log(sd.D), np.log(np.minimum(sd.U, sd.D)), fam)
+        if sigma is None:
+            sig = np.sqrt(np.mean((np.log(sd.loss)[None, :] - mu) ** 2, axis=1))
+            sig = np.maximum(sig, 1e-6)
+        else:
+            sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (n,)).copy()
+            if not (np.isfinite(sig).all() and (sig > 0).all()):
+                raise DataError(f"sigma must be positive and finite, got {sigma!r}")
+        sites["sigma"] = sig
+        samples = {k: v.reshape(1, n) for k, v in sites.items()}
+        extra = {
+            "diverging": np.zeros((1, n), bool), "num_steps": np.zeros((1, n), np.int64),
+            "accept_prob": np.ones((1, n)), "energy": np.zeros((1, n)), "log_joint": np.full((1, n), np.nan),
+        }
+        cfg = SamplerConfig(draws=n, warmup=0, chains=1, seed=seed)
+        out = cls(spec, sd, build_datatree(spec, sd, samples, extra, seed), cfg)
+        # given draws have no sampler to diagnose (and a point mass has no ESS at all)
+        out.__dict__["_diagnostics"] = Diagnostics(
+            True, 0, float("nan"), float("nan"), float("nan"),
+            ("posterior given as draws (Fit.from_draws): no sampler diagnostics apply",),
+        )
+        return out
+
     @property
     def law(self) -> str:
         return self.spec.law
@@ -296,7 +413,11 @@ class Fit:
             the range of the fitted runs; 0 inside it).
         """
         pts = self._points(new)
-        logs = self._log_draws(pts, kind, seed)
+        return self._summarise_draws(pts, self._log_draws(pts, kind, seed), interval, kind)
+
+    def _summarise_draws(self, pts: pd.DataFrame, logs: np.ndarray, interval: float | Sequence[float],
+                         kind: str) -> pd.DataFrame:
+        """The prediction table from log-loss draws ``(S, rows)``; shared with ``ModelAverage``."""
         out = pts.copy()
         out["mean"] = np.exp(logs).mean(axis=0)
         out["median"] = np.exp(np.median(logs, axis=0))

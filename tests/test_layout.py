@@ -42,3 +42,21 @@ def test_every_registered_law_is_one_file_in_models():
     for name, target in _REGISTRY.items():
         module = target.split(":")[0]
         assert (ROOT / "models" / f"{module}.py").exists(), name
+
+
+def test_public_functions_are_not_shadowed_by_submodules():
+    # `bayescale.fit` must stay the function even after every submodule has been imported
+    # (importing a submodule binds its name on the package).
+    import importlib
+    import pkgutil
+    import types
+
+    import bayescale
+
+    for info in pkgutil.walk_packages(bayescale.__path__, "bayescale."):
+        if not info.name.rsplit(".", 1)[-1].startswith("_"):
+            importlib.import_module(info.name)
+    for name in bayescale.__all__:
+        value = getattr(bayescale, name)
+        if name != "datasets":
+            assert not isinstance(value, types.ModuleType), f"bayescale.{name} is a module, not the API object"
