@@ -18,6 +18,7 @@ file fails before JAX is imported.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import re
@@ -75,8 +76,18 @@ _SPECIAL_FLOATS = {
 _HOW_TO_WRITE = "write numbers like 1.2e9, 6,000 or with a suffix k, M, B/G, T as in '2.8B'"
 
 
+#: Characters that str.splitlines() breaks at; escaped in messages so they stay one line.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 class DataError(ValueError):
     """Bad input data: the message is one line naming the column and the offending rows."""
+
+    def __init__(self, message: object = "") -> None:
+        # column names, family labels and paths are user text: a line break in one must not
+        # split the message (escape it as repr would)
+        text = str(message)
+        super().__init__("".join(repr(ch)[1:-1] if ch in _LINE_BREAKS else ch for ch in text))
 
 
 class DataWarning(UserWarning):
@@ -120,7 +131,10 @@ def _parse(value: Any, allow_suffix: bool) -> float:
     if isinstance(value, bool | np.bool_):
         raise DataError(f"cannot use the boolean {value!r} as a number")
     if isinstance(value, numbers.Real):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float64 (read_csv keeps 400-digit integers as int)
+            return math.inf if value > 0 else -math.inf
     if not isinstance(value, str):
         raise DataError(f"cannot use {value!r} of type {type(value).__name__} as a number")
     text = value.strip()
@@ -131,7 +145,10 @@ def _parse(value: Any, allow_suffix: bool) -> float:
     match = _QUANTITY_RE.match(text)
     if match is None or (match["suffix"] and not allow_suffix):
         raise DataError(f"cannot parse {value!r} as a number; {_HOW_TO_WRITE}")
-    exponent = int(match["exponent"] or 0)
+    exponent_text = match["exponent"] or "0"
+    if len(exponent_text.lstrip("+-0")) > 6:  # beyond any float (and int() refuses > 4300 digits)
+        exponent_text = "-9999999" if exponent_text.startswith("-") else "9999999"
+    exponent = int(exponent_text)
     if match["suffix"]:
         exponent += _SUFFIX_EXPONENT[match["suffix"].lower()]
     mantissa = match["mantissa"].replace(",", "")
@@ -182,7 +199,9 @@ def parse_quantity(value: Any) -> float:
 def _read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     name = os.fspath(path)
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+        # read_csv renames a repeated header name 'N' to 'N.1': look at the raw header
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
     except FileNotFoundError:
         raise DataError(f"cannot read '{name}': no such file") from None
     except IsADirectoryError:
@@ -195,6 +214,12 @@ def _read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
         ) from None
     except (pd.errors.ParserError, OSError, ValueError) as exc:
         raise DataError(f"cannot read '{name}': {_one_line(exc)}") from None
+    names = [n for n in header.tolist() if n != ""]  # blank names become 'Unnamed: k'
+    duplicated = list(dict.fromkeys(n for n in names if names.count(n) > 1))
+    if duplicated:
+        listed = ", ".join(f"'{n}'" for n in duplicated)
+        raise DataError(f"duplicate column names in '{name}': {listed}")
+    return frame
 
 
 def _mapping_to_frame(data: Mapping[str, Any]) -> pd.DataFrame:
