@@ -114,7 +114,7 @@ def compare(fits: Mapping[str, Any], method: Literal["loo", "waic", "evidence"] 
         scores = {k: float(v.sum()) for k, v in pointwise.items()}
         return _table(scores, pointwise, None, _softmax(scores), warns)
     if method == "evidence":
-        from .evidence import evidence
+        from .bridge import evidence
 
         ev = {name: evidence(fit, seed=seed) for name, fit in fits.items()}
         scores = {k: float(e.log_ml) for k, e in ev.items()}
