@@ -62,3 +62,11 @@ def test_average_predicts_like_a_fit(pair):
     assert one["median"].iloc[0] == pytest.approx(a["median"].iloc[0], rel=0.01)
     stacked = bs.average(pair)  # stacking weights from LOO
     assert stacked.weights["chinchilla"] > 0.5
+
+
+def test_evidence_ranking_agrees_with_loo(pair):
+    by_loo = bs.compare(pair, method="loo")
+    by_evidence = bs.compare(pair, method="evidence")
+    assert list(by_evidence.columns) == COLUMNS
+    assert by_evidence.index.tolist() == by_loo.index.tolist()
+    assert by_evidence.loc["kaplan", "diff"] > 10 * by_evidence.loc["kaplan", "diff_se"]
