@@ -31,6 +31,9 @@ _LAZY = {
     "DiagnosticsError": ("bayescale.fitting", "DiagnosticsError"),
     "FitFileError": ("bayescale.fitting", "FitFileError"),
     "datasets": ("bayescale.datasets", None),
+    "backtest": ("bayescale.backtesting", "backtest"),
+    "BacktestResult": ("bayescale.backtesting", "BacktestResult"),
+    "baselines": ("bayescale.baselines", None),
     "evidence": ("bayescale.bridge", "evidence"),
     "bayes_factor": ("bayescale.bridge", "bayes_factor"),
     "Evidence": ("bayescale.bridge", "Evidence"),
@@ -45,6 +48,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "BacktestResult",
     "BayesFactor",
     "DataError",
     "DataWarning",
@@ -61,6 +65,7 @@ __all__ = [
     "ModelAverage",
     "__version__",
     "average",
+    "backtest",
     "bayes_factor",
     "budget_for",
     "compare",

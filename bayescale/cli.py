@@ -67,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--kind", choices=["observation", "mean"], default="observation")
     pr.add_argument("--json", action="store_true")
 
+    pl = sub.add_parser("plan", help="allocate a compute budget: model size, tokens, epochs, under a risk measure")
+    pl.add_argument("fit")
+    pl.add_argument("--budget", required=True, help="FLOPs, e.g. 1e23 (training, plus serving if given)")
+    pl.add_argument("--unique-tokens", help="unique tokens available, e.g. 4e11 or 400B (default: fresh data)")
+    pl.add_argument("--risk", default="mean", help="mean | q:0.9 | cvar:0.9 | meansd:1.0 | cara:5 (default mean)")
+    pl.add_argument("--family", help="family to plan for (needed with several; a new name uses the population)")
+    pl.add_argument("--noise", action="store_true", help="include run-to-run noise from the likelihood")
+    pl.add_argument("--inference-tokens", help="tokens the model will serve (adds 2N FLOPs per token to the cost)")
+    pl.add_argument("--flops-per-token", type=float, default=6.0, help="k in C = k N D (default 6)")
+    pl.add_argument("--candidates", type=int, default=1000, help="model sizes on the search grid (default 1000)")
+    pl.add_argument("--json", action="store_true")
+
     m = sub.add_parser("demo", help="the README's main job on the bundled Chinchilla data")
     m.add_argument("--out", default="out", help="folder for the result files")
     m.add_argument("--draws", type=int, default=1000)
@@ -275,6 +287,27 @@ def _prediction_text(pred, intervals: Sequence[float], kind: str) -> str:
     return "\n".join(lines)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    import bayescale as bs
+
+    from .data import parse_quantity
+    from .decide import CostModel
+
+    fit = bs.load_fit(args.fit)
+    try:
+        cost = CostModel(flops_per_param_token=args.flops_per_token,
+                         inference_tokens=parse_quantity(args.inference_tokens) if args.inference_tokens else 0.0)
+    except ValueError as exc:
+        raise UsageError(f"plan: {exc}") from None
+    result = bs.plan(fit, budget=args.budget, unique_tokens=args.unique_tokens, risk=args.risk, family=args.family,
+                     n_candidates=args.candidates, noise=args.noise, cost=cost)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -303,7 +336,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"datasets": cmd_datasets, "fit": cmd_fit, "summary": cmd_summary, "predict": cmd_predict,
-            "demo": cmd_demo}
+            "plan": cmd_plan, "demo": cmd_demo}
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -313,9 +346,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command in ("fit", "demo"):  # repeated CLI fits of one shape skip compilation
-            from .inference import enable_compilation_cache
-
-            enable_compilation_cache()
+            _enable_compilation_cache()
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -335,6 +366,20 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (set BAYESCALE_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return EXIT_CRASH
+
+
+def _enable_compilation_cache() -> None:
+    """Turn on JAX's persistent compilation cache without importing JAX, so that a bad table
+    still fails before JAX loads: JAX reads these variables when it is imported."""
+    if "jax" in sys.modules:  # in-process use after JAX has loaded: set its config directly
+        from .inference import enable_compilation_cache
+
+        enable_compilation_cache()
+        return
+    folder = Path(os.environ.get("BAYESCALE_CACHE_DIR") or Path.home() / ".cache" / "bayescale" / "jax")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def _one_line(exc: BaseException) -> str:

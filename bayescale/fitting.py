@@ -314,7 +314,9 @@ class Fit:
             worst = s["r_hat"].idxmax()
             msgs.append(f"R-hat {max_r:.3f} > {R_HAT_MAX} (worst: {worst}): chains disagree; run more warmup and draws")
         for kind, val in (("bulk", min_bulk), ("tail", min_tail)):
-            if not val >= ESS_MIN:
+            if s[f"ess_{kind}"].isna().all():
+                msgs.append(f"{kind} ESS undefined: the draws do not vary (a point-mass posterior)")
+            elif not val >= ESS_MIN:
                 worst = s[f"ess_{kind}"].idxmin()
                 msgs.append(f"{kind} ESS {val:.0f} < {ESS_MIN} (worst: {worst}): run more draws")
         return Diagnostics(not msgs, div, max_r, min_bulk, min_tail, tuple(msgs))
