@@ -1,6 +1,6 @@
 """The ``bayescale`` command.
 
-Verbs: ``datasets``, ``fit``, ``summary``, ``predict``, ``demo``.
+Verbs: ``datasets``, ``fit``, ``summary``, ``predict``, ``plan``, ``demo``.
 Exit codes: 0 ok; 2 bad input or usage (one line on stderr, never a traceback);
 3 a fit that failed its diagnostics (the file is still written, so it can be
 inspected); 1 only for an unexpected crash.
