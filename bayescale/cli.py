@@ -1,6 +1,7 @@
 """The ``bayescale`` command.
 
-Verbs: ``datasets``, ``fit``, ``summary``, ``predict``, ``plan``, ``demo``.
+Verbs: ``datasets``, ``fit``, ``summary``, ``predict``, ``plan``, ``compare``,
+``backtest``, ``demo``.
 Exit codes: 0 ok; 2 bad input or usage (one line on stderr, never a traceback);
 3 a fit that failed its diagnostics (the file is still written, so it can be
 inspected); 1 only for an unexpected crash.
@@ -78,6 +79,24 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--flops-per-token", type=float, default=6.0, help="k in C = k N D (default 6)")
     pl.add_argument("--candidates", type=int, default=1000, help="model sizes on the search grid (default 1000)")
     pl.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("compare", help="rank fits of the same runs by LOO, WAIC or evidence")
+    c.add_argument("fits", nargs="+", help="two or more saved fits (.nc) of the same runs")
+    c.add_argument("--method", choices=["loo", "waic", "evidence"], default="loo")
+    c.add_argument("--json", action="store_true")
+
+    b = sub.add_parser("backtest", help="fit the smaller-compute runs, score predictions of the largest")
+    b.add_argument("runs", help="CSV file of runs, or dataset:<name>")
+    b.add_argument("--law", default="chinchilla")
+    b.add_argument("--holdout", type=float, default=0.2, help="share of runs held out (largest compute)")
+    b.add_argument("--by", choices=["compute", "N", "D"], default="compute")
+    b.add_argument("--interval", type=float, default=0.9)
+    b.add_argument("--hierarchy", default="auto")
+    b.add_argument("--no-baseline", action="store_true", help="skip the Huber baseline")
+    b.add_argument("--draws", type=int, default=1000)
+    b.add_argument("--warmup", type=int, default=1000)
+    b.add_argument("--chains", type=int, default=4)
+    b.add_argument("--json", action="store_true")
 
     m = sub.add_parser("demo", help="the README's main job on the bundled Chinchilla data")
     m.add_argument("--out", default="out", help="folder for the result files")
@@ -308,6 +327,46 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import bayescale as bs
+
+    if len(args.fits) < 2:
+        raise UsageError("compare needs at least two fit files")
+    names = [Path(f).stem for f in args.fits]
+    if len(set(names)) != len(names):
+        names = [str(f) for f in args.fits]
+    table = bs.compare({n: bs.load_fit(f) for n, f in zip(names, args.fits, strict=True)}, method=args.method)
+    if args.json:
+        _print_json({"method": args.method, "table": _records(table)})
+    else:
+        with pd.option_context("display.width", 140, "display.max_colwidth", 60):
+            print(f"method: {args.method} (score in nats; diff = best score minus this one)")
+            print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    return EXIT_OK
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import bayescale as bs
+
+    hierarchy: Any = args.hierarchy
+    if "=" in hierarchy:
+        hierarchy = dict(_key_value(x) for x in hierarchy.split(","))
+    fit_kwargs = {"draws": args.draws, "warmup": args.warmup, "chains": args.chains, "hierarchy": hierarchy,
+                  "warn": False}
+    result = bs.backtest(_load_runs(args.runs), law=args.law, holdout=args.holdout, by=args.by,
+                         interval=args.interval, baseline=not args.no_baseline, fit_kwargs=fit_kwargs)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(result.scores.to_string(float_format=lambda v: f"{v:.4g}"))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -336,7 +395,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"datasets": cmd_datasets, "fit": cmd_fit, "summary": cmd_summary, "predict": cmd_predict,
-            "plan": cmd_plan, "demo": cmd_demo}
+            "plan": cmd_plan, "compare": cmd_compare, "backtest": cmd_backtest, "demo": cmd_demo}
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -136,3 +136,28 @@ def test_installed_command_bad_file_is_fast_and_clean(tmp_path):
     assert proc.returncode == EXIT_USAGE
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert elapsed < 5.0  # validation happens before JAX is imported (measured well under 1 s locally)
+
+
+def test_compare_verb(tmp_path, capsys):
+    import bayescale as bs
+
+    df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[::6]
+    kw = dict(draws=100, warmup=100, chains=2, seed=2, progress=False, warn=False)
+    a = bs.fit(df, law="chinchilla", **kw).save(tmp_path / "chin.nc")
+    b = bs.fit(df, law="kaplan", **kw).save(tmp_path / "kap.nc")
+    assert run(["compare", str(a), str(b), "--method", "waic", "--json"]) == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)["table"]
+    assert [r["model"] for r in rows] == ["chin", "kap"] and rows[0]["rank"] == 0
+    assert run(["compare", str(a)]) == EXIT_USAGE
+
+
+def test_backtest_verb(tmp_path, capsys):
+    import bayescale as bs
+
+    csv = tmp_path / "runs.csv"
+    bs.datasets.load("chinchilla", epoch_subset=True).iloc[::4].to_csv(csv, index=False)
+    code = run(["backtest", str(csv), "--holdout", "0.2", "--draws", "100", "--warmup", "100", "--chains", "2",
+                "--no-baseline", "--json"])
+    assert code == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    assert "scores" in payload
