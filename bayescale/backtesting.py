@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import DataError, ScalingData, validate
+from .data import DataError, ScalingData, extrapolation_decades, validate
 
 __all__ = ["BacktestResult", "backtest", "coverage", "crps", "split"]
 
@@ -396,9 +396,7 @@ def backtest(
     test = frame.iloc[test_idx].reset_index(drop=True)
     train_data = data.take(train_idx)
     train_range = train_data.compute_range
-    logc = np.log10(test["C"].to_numpy(np.float64))
-    lo, hi = np.log10(train_range)
-    test["extrapolation"] = np.maximum(0.0, np.maximum(logc - hi, lo - logc))
+    test["extrapolation"] = extrapolation_decades(test["N"], test["D"], train_range)
     notes: list[str] = []
     wall: dict[str, float] = {}
 

@@ -43,7 +43,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .data import DataError, ScalingData, new_points, validate
+from .data import DataError, ScalingData, extrapolation_decades, new_points, validate
 
 __all__ = [
     "DELTA",
@@ -304,12 +304,6 @@ def _paper(theta: np.ndarray) -> dict[str, np.ndarray]:
             "alpha": th[..., 3], "beta": th[..., 4]}
 
 
-def _extrapolation(N: np.ndarray, D: np.ndarray, compute_range: tuple[float, float]) -> np.ndarray:
-    logc = np.log10(6.0 * np.asarray(N, float) * np.asarray(D, float))
-    lo, hi = np.log10(compute_range)
-    return np.maximum(0.0, np.maximum(logc - hi, lo - logc))
-
-
 def _single_family(pts: pd.DataFrame, families: tuple[str, ...]) -> None:
     if "family" in pts.columns and len(families) == 1:
         other = sorted(set(pts["family"].astype(str)) - set(families))
@@ -383,7 +377,7 @@ class HuberFit:
         _single_family(pts, self.data.families)
         out = pts.copy()
         out["mean"] = out["median"] = np.exp(self.log_loss(pts["N"].to_numpy(), pts["D"].to_numpy()))
-        out["extrapolation"] = _extrapolation(pts["N"].to_numpy(), pts["D"].to_numpy(), self.data.compute_range)
+        out["extrapolation"] = extrapolation_decades(pts["N"].to_numpy(), pts["D"].to_numpy(), self.data.compute_range)
         return out
 
 
@@ -585,23 +579,14 @@ class BootstrapResult:
             (the point fit's prediction) and ``extrapolation`` (decades of compute beyond the
             fitted runs).
         """
+        from .fitting import summarise_log_draws
+
         pts = new_points(new)
         logs = self._log_draws(pts, kind, seed, None)
-        out = pts.copy()
-        out["mean"] = np.exp(logs).mean(axis=0)
-        out["median"] = np.exp(np.median(logs, axis=0))
-        levels = [interval] if np.isscalar(interval) else list(interval)
-        for lev in levels:
-            if not 0 < float(lev) < 1:
-                raise ValueError(f"interval must be in (0, 1), got {lev}")
-            lo, hi = np.exp(np.quantile(logs, [(1 - lev) / 2, (1 + lev) / 2], axis=0))
-            suffix = "" if len(levels) == 1 else f"_{round(100 * lev):d}"
-            out[f"lower{suffix}"], out[f"upper{suffix}"] = lo, hi
+        out = summarise_log_draws(pts, logs, interval, kind, self.fit.data.compute_range,
+                                  "chinchilla (Huber fit, bootstrap)")
         N, D = pts["N"].to_numpy(np.float64), pts["D"].to_numpy(np.float64)
-        out["point"] = np.exp(self.fit.log_loss(N, D))
-        out["extrapolation"] = _extrapolation(N, D, self.fit.data.compute_range)
-        out.attrs.update({"kind": kind, "interval": levels, "units": "nats/token",
-                          "law": "chinchilla (Huber fit, bootstrap)"})
+        out.insert(out.columns.get_loc("extrapolation"), "point", np.exp(self.fit.log_loss(N, D)))
         return out
 
     def log_predictive_density(self, new: Any, loss: Any, seed: int = 0) -> np.ndarray:

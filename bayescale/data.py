@@ -745,3 +745,10 @@ def new_points(
     if labels is not None:
         out["family"] = out["family"].astype(str)
     return out
+
+
+def extrapolation_decades(N: Any, D: Any, compute_range: tuple[float, float]) -> np.ndarray:
+    """Decades of compute (C = 6ND) outside ``compute_range``; 0 inside it."""
+    logc = np.log10(6.0 * np.asarray(N, dtype=np.float64) * np.asarray(D, dtype=np.float64))
+    lo, hi = np.log10(compute_range)
+    return np.maximum(0.0, np.maximum(logc - hi, lo - logc))

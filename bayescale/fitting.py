@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .data import DataError, ScalingData, new_points, validate
+from .data import DataError, ScalingData, extrapolation_decades, new_points, validate
 from .io import atomic_path
 
 FORMAT_VERSION = 1
@@ -420,25 +420,11 @@ class Fit:
     def _summarise_draws(self, pts: pd.DataFrame, logs: np.ndarray, interval: float | Sequence[float],
                          kind: str) -> pd.DataFrame:
         """The prediction table from log-loss draws ``(S, rows)``; shared with ``ModelAverage``."""
-        out = pts.copy()
-        out["mean"] = np.exp(logs).mean(axis=0)
-        out["median"] = np.exp(np.median(logs, axis=0))
-        levels = [interval] if np.isscalar(interval) else list(interval)
-        for lev in levels:
-            if not 0 < float(lev) < 1:
-                raise ValueError(f"interval must be in (0, 1), got {lev}")
-            lo, hi = np.exp(np.quantile(logs, [(1 - lev) / 2, (1 + lev) / 2], axis=0))
-            suffix = "" if len(levels) == 1 else f"_{round(100 * lev):d}"
-            out[f"lower{suffix}"], out[f"upper{suffix}"] = lo, hi
-        out["extrapolation"] = self.extrapolation(out["N"].to_numpy(), out["D"].to_numpy())
-        out.attrs.update({"kind": kind, "interval": levels, "units": "nats/token", "law": self.law})
-        return out
+        return summarise_log_draws(pts, logs, interval, kind, self.data.compute_range, self.law)
 
     def extrapolation(self, N: np.ndarray, D: np.ndarray) -> np.ndarray:
         """Decades of compute (C = 6ND) outside the fitted runs' range; 0 inside."""
-        logc = np.log10(6.0 * np.asarray(N, float) * np.asarray(D, float))
-        lo, hi = np.log10(self.data.compute_range)
-        return np.maximum(0.0, np.maximum(logc - hi, lo - logc))
+        return extrapolation_decades(N, D, self.data.compute_range)
 
     def surface(
         self,
@@ -496,6 +482,35 @@ class Fit:
         with atomic_path(path) as tmp:
             dt.to_netcdf(tmp, engine="h5netcdf")
         return path
+
+
+def summarise_log_draws(
+    pts: pd.DataFrame,
+    logs: np.ndarray,
+    interval: float | Sequence[float],
+    kind: str,
+    compute_range: tuple[float, float],
+    law: str,
+) -> pd.DataFrame:
+    """Prediction table from log-loss draws ``(S, rows)``: the input columns plus mean,
+    median, central interval bounds (nats/token) and the extrapolation distance.
+
+    One level gives ``lower``/``upper``; several give ``lower_90``/``upper_90`` and so on.
+    Used by ``Fit``, ``ModelAverage`` and the Huber baseline so all predict alike.
+    """
+    out = pts.copy()
+    out["mean"] = np.exp(logs).mean(axis=0)
+    out["median"] = np.exp(np.median(logs, axis=0))
+    levels = [interval] if np.isscalar(interval) else list(interval)
+    for lev in levels:
+        if not 0 < float(lev) < 1:
+            raise ValueError(f"interval must be in (0, 1), got {lev}")
+        lo, hi = np.exp(np.quantile(logs, [(1 - lev) / 2, (1 + lev) / 2], axis=0))
+        suffix = "" if len(levels) == 1 else f"_{round(100 * lev):d}"
+        out[f"lower{suffix}"], out[f"upper{suffix}"] = lo, hi
+    out["extrapolation"] = extrapolation_decades(out["N"].to_numpy(), out["D"].to_numpy(), compute_range)
+    out.attrs.update({"kind": kind, "interval": levels, "units": "nats/token", "law": law})
+    return out
 
 
 def _summarise(rows: list[tuple[str, np.ndarray, str]]) -> pd.DataFrame:
