@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import bayescale as bs
+from bayescale.io import atomic_write_text
 
 PAPER_BASE = {"E": math.exp(0.6254804), "A": math.exp(6.255414), "B": math.exp(7.3049974), "alpha": 0.3526596}
 PUBLISHED = {"R_D_star": 15.387756, "R_N_star": 5.309743}
@@ -190,9 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("data_constrained.json"))
     args = ap.parse_args(argv)
     results = run(args)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str))
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps(results, indent=2, default=str))
     print(f"\nwritten {args.out}")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import bayescale as bs
+from bayescale.io import atomic_write_text
 
 # Besiroglu et al. 2024, arXiv:2404.10102 (epoch_chinchilla/SOURCE.md): estimate and 95% bootstrap CI.
 EPOCH = {
@@ -66,9 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, p in r["params"].items():
             print(f"{name:<6} {p['median']:>9.4g} [{p['lo95']:>9.4g}, {p['hi95']:>9.4g}] {p['epoch_estimate']:>10.4g} "
                   f"[{p['epoch_lo95']:>9.4g}, {p['epoch_hi95']:>9.4g}]  {p['median_inside_epoch_ci']}")
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps(results, indent=2, default=str))
     print(f"\nwritten {args.out}")
 
 

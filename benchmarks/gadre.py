@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 import bayescale as bs
+from bayescale.io import atomic_write_text
 
 SMALL = 0.5e9  # the 4 small sizes are <= 0.411B parameters
 
@@ -102,9 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     show("(a) RedPajama, the paper's 5 runs", res["like_for_like"])
     print("    paper's point fit: 0.7103% (1.4B, M=640), 0.7320% (6.9B, M=20)")
     show("(b) 3 training sets pooled, N <= 0.411B", res["pooled"])
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=2, default=str))
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps(res, indent=2, default=str))
     print(f"\nwritten {args.out}")
 
 
