@@ -48,6 +48,7 @@ import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import bayescale as bs  # noqa: E402
+from bayescale.io import atomic_write_text  # noqa: E402
 
 CASES = [
     {"name": "chinchilla", "dataset": "chinchilla", "load": {"epoch_subset": True}, "law": "chinchilla"},
@@ -149,9 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     order = [c["name"] for c in CASES]
     merged = sorted([r for r in previous if r["case"] not in done and r["case"] in order] + results,
                     key=lambda r: order.index(r["case"]))
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"results": merged}, indent=2, default=str))
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps({"results": merged}, indent=2, default=str))
     print(f"\nwritten {args.out}")
 
 
