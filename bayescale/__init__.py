@@ -45,6 +45,9 @@ _LAZY = {
     "compare": ("bayescale.comparison", "compare"),
     "average": ("bayescale.comparison", "average"),
     "ModelAverage": ("bayescale.comparison", "ModelAverage"),
+    "plots": ("bayescale.plots", None),
+    "write_report": ("bayescale.report", "write_report"),
+    "Report": ("bayescale.report", "Report"),
 }
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "FitFileError",
     "Plan",
     "Prior",
+    "Report",
     "PriorError",
     "ScalingData",
     "ModelAverage",
@@ -77,7 +81,9 @@ __all__ = [
     "law_names",
     "load_fit",
     "plan",
+    "plots",
     "validate",
+    "write_report",
 ]
 
 

@@ -1,7 +1,7 @@
 """The ``bayescale`` command.
 
 Verbs: ``datasets``, ``fit``, ``summary``, ``predict``, ``plan``, ``compare``,
-``backtest``, ``demo``.
+``backtest``, ``report``, ``demo``.
 Exit codes: 0 ok; 2 bad input or usage (one line on stderr, never a traceback);
 3 a fit that failed its diagnostics (the file is still written, so it can be
 inspected); 1 only for an unexpected crash.
@@ -97,6 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=int, default=1000)
     b.add_argument("--chains", type=int, default=4)
     b.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of a saved fit")
+    r.add_argument("fit")
+    r.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
+    r.add_argument("--plan-budget", help="add a plan for this many FLOPs, e.g. 1e23")
+    r.add_argument("--unique-tokens", help="unique tokens available to the plan, e.g. 400B")
+    r.add_argument("--risk", default="mean", help="risk measure of the plan (as for `plan`)")
+    r.add_argument("--family", help="family to plan for (default: the first)")
+    r.add_argument("--heldout", help="CSV of runs not in the fit, drawn against their predictive intervals")
+    r.add_argument("--title")
 
     m = sub.add_parser("demo", help="the README's main job on the bundled Chinchilla data")
     m.add_argument("--out", default="out", help="folder for the result files")
@@ -367,6 +377,20 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import bayescale as bs
+
+    from .report import write_report
+
+    fit = bs.load_fit(args.fit)
+    rep = write_report(fit, args.output, plan_budget=args.plan_budget, unique_tokens=args.unique_tokens,
+                       risk=args.risk, family=args.family, heldout=args.heldout, title=args.title)
+    print(f"report written to {rep.path} ({rep.n_bytes / 1e6:.2f} MB, figures: {', '.join(rep.figures)})")
+    if not rep.diagnostics_ok:
+        print("warning: the fit failed its diagnostics; the report says so at the top", file=sys.stderr)
+    return _fit_exit(fit)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -390,12 +414,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .io import atomic_write_text
 
     atomic_write_text(pred_path, pred.to_csv(index=False))
-    print(f"\nfit written to {path}\nprediction written to {pred_path}")
+    budget, risk = 1e23, "cvar:0.9"
+    plan = bs.plan(fit, budget=budget, risk=risk)
+    print(f"\nrisk-aware plan (risk {risk}: the mean of the worst 10% of outcomes):\n{plan}")
+    from .report import write_report
+
+    rep = write_report(fit, out / "report.html", plan_budget=budget, risk=risk, seed=args.seed)
+    print(f"\nfit written to {path}\nprediction written to {pred_path}\nreport written to {rep.path}")
     return _fit_exit(fit)
 
 
 COMMANDS = {"datasets": cmd_datasets, "fit": cmd_fit, "summary": cmd_summary, "predict": cmd_predict,
-            "plan": cmd_plan, "compare": cmd_compare, "backtest": cmd_backtest, "demo": cmd_demo}
+            "plan": cmd_plan, "compare": cmd_compare, "backtest": cmd_backtest, "report": cmd_report,
+            "demo": cmd_demo}
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -216,6 +216,13 @@ class Fit:
     def families(self) -> tuple[str, ...]:
         return self.spec.families
 
+    @property
+    def source(self) -> dict[str, str]:
+        """Where the runs came from: ``name``, and ``citation`` / ``license`` for a
+        bundled dataset or a frame carrying them in ``df.attrs`` (empty when unknown).
+        Stored in the fit file, so a report written from a saved fit can cite it."""
+        return dict(json.loads(self.datatree.attrs.get("data_source", "{}")))
+
     def __repr__(self) -> str:
         d = self.diagnose()
         return (
@@ -255,6 +262,16 @@ class Fit:
 
     @cached_property
     def _summary(self) -> pd.DataFrame:
+        return _summarise(self._summary_rows)
+
+    def named_draws(self) -> dict[str, np.ndarray]:
+        """Draws of every row of ``summary()`` by its name (``alpha``, ``alpha[c4]``,
+        ``tau_alpha``, ``sigma``), chains flattened; fixed values as one repeated value."""
+        return {name: np.asarray(x).reshape(-1) for name, x, _ in self._summary_rows}
+
+    @cached_property
+    def _summary_rows(self) -> list[tuple[str, np.ndarray, str]]:
+        """(name, draws of shape (chain, draw), note) per summary row."""
         from .inference import paper_draws
 
         post = self.datatree["posterior"]
@@ -289,7 +306,7 @@ class Fit:
                         rows.append((f"{name}[{fam}]", np.full((1, 2), fixed_here[fam]), "fixed"))
                     else:
                         rows.append((f"{name}[{fam}]", src[f"{name}_f"][..., j], ""))
-        return _summarise(rows)
+        return rows
 
     def diagnose(self) -> Diagnostics:
         """Convergence diagnostics (R-hat, bulk/tail ESS, divergences)."""
@@ -614,6 +631,7 @@ def fit(
     )
     samples, extra = run_nuts(spec, data, cfg, progress=progress)
     result = Fit(spec, data, build_datatree(spec, data, samples, extra, seed), cfg)
+    result.datatree.attrs["data_source"] = json.dumps(data_source(df))
     diag = result.diagnose()
     if not diag.ok:
         message = "fit failed its diagnostics: " + "; ".join(diag.messages)
@@ -622,6 +640,15 @@ def fit(
         if warn:
             warnings.warn(message, DiagnosticsWarning, stacklevel=2)
     return result
+
+
+def data_source(df: Any) -> dict[str, str]:
+    """Name, citation and license of a table of runs, from a path or ``DataFrame.attrs``
+    (bundled datasets set them; see ``bayescale.datasets``)."""
+    if isinstance(df, str | os.PathLike):
+        return {"name": Path(df).name}
+    attrs = getattr(df, "attrs", None) or {}
+    return {k: str(attrs[k]) for k in ("name", "citation", "license") if attrs.get(k)}
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -111,6 +111,8 @@ class Law:
     required_fixed: ClassVar[tuple[str, ...]] = ()
     #: what each required fixed parameter is, for the error when it is missing
     fixed_help: ClassVar[dict[str, str]] = {}
+    #: whether the loss depends on unique tokens U (repeated data), not only on N and D
+    uses_unique_tokens: ClassVar[bool] = False
 
     def spec(self, name: str) -> ParamSpec:
         for p in self.params:

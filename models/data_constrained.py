@@ -65,6 +65,7 @@ class DataConstrained(Law):
     """
 
     name = "data_constrained"
+    uses_unique_tokens = True
     description = "E + A/N'^alpha + B/D'^beta with repetition decay R_D*, R_N* (Muennighoff et al. 2023)"
     citation = "Muennighoff et al. 2023, Scaling Data-Constrained Language Models, arXiv:2305.16264"
     params = (

@@ -144,3 +144,18 @@ def test_small_real_backtest(small_backtest):
     assert s.loc[("bayescale", "observation"), "coverage_90"] == pytest.approx(cov)
     assert set(bt.baseline) == {"massivetext"}
     json.dumps(bt.to_dict())
+
+
+def test_backtest_figure_shows_coverage_per_method(small_backtest):
+    import matplotlib.pyplot as plt
+
+    from bayescale.plots import backtest_figure
+
+    fig = backtest_figure(small_backtest)
+    left, right = fig.axes[:2]
+    heights = sorted(round(p.get_height(), 12) for p in left.patches)
+    scores = small_backtest.scores
+    expected = sorted(round(v, 12) for c in scores.columns if c.startswith("coverage_") for v in scores[c])
+    assert heights == expected
+    assert "FLOPs" in right.get_xlabel()
+    plt.close(fig)

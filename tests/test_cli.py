@@ -161,3 +161,13 @@ def test_backtest_verb(tmp_path, capsys):
     assert code == EXIT_OK
     payload = json.loads(capsys.readouterr().out)
     assert "scores" in payload
+
+
+def test_demo_writes_fit_prediction_and_report(tmp_path, capsys):
+    code = run(["demo", "--out", str(tmp_path), "--draws", "200", "--warmup", "200", "--chains", "2"])
+    out = capsys.readouterr().out
+    assert code in (0, 3)  # short chains may fail the ESS >= 400 rule; the exit code says so
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chinchilla_fit.nc", "prediction_70B_1.4T.csv",
+                                                          "report.html"]
+    assert "90% predictive interval" in out and "risk-aware plan" in out and "cvar:0.9" in out
+    assert "Plan for 1e+23 FLOPs" in (tmp_path / "report.html").read_text()

@@ -70,3 +70,20 @@ def test_evidence_ranking_agrees_with_loo(pair):
     assert list(by_evidence.columns) == COLUMNS
     assert by_evidence.index.tolist() == by_loo.index.tolist()
     assert by_evidence.loc["kaplan", "diff"] > 10 * by_evidence.loc["kaplan", "diff_se"]
+
+
+def test_comparison_figure_draws_each_model_with_its_error(pair, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from bayescale.plots import comparison_figure
+
+    table = bs.compare(pair, method="loo")
+    fig = comparison_figure(table, method="loo")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0].startswith(table.sort_values("rank").index[0])  # the best model on top
+    assert len(labels) == len(table)
+    x = ax.lines[0].get_xdata()
+    np.testing.assert_allclose(x, -table.sort_values("rank")["diff"].to_numpy())
+    assert "elpd" in ax.get_xlabel()
+    plt.close(fig)
