@@ -133,6 +133,8 @@ def _fit_options(f: argparse.ArgumentParser) -> None:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
+    f.add_argument("--approx", choices=["laplace"],
+                   help="instant approximate posterior (normal at the mode) instead of NUTS; labelled approximate")
     f.add_argument("--strict", action="store_true",
                    help="a fit that fails its diagnostics is an error: no file is written (exit 3)")
 
@@ -199,7 +201,8 @@ def _summary_text(fit) -> str:
     lines = [
         f"law {fit.law}: {fit.data.n_rows} runs, {len(fit.families)} famil{'y' if len(fit.families) == 1 else 'ies'}"
         f" ({', '.join(fit.families)}); pooling {_pooling_text(fit)}; likelihood {fit.spec.likelihood}",
-        f"{fit.sampler.chains} chains x {fit.sampler.draws} draws (+{fit.sampler.warmup} warmup)",
+        (f"APPROXIMATE posterior ({fit.approximate}): {fit.sampler.draws} independent draws, no MCMC"
+         if fit.approximate else f"{fit.sampler.chains} chains x {fit.sampler.draws} draws (+{fit.sampler.warmup} warmup)"),
         table,
         f"diagnostics: {'ok' if d.ok else 'FAILED'} (max R-hat {d.max_r_hat:.3f}, min ESS bulk {d.min_ess_bulk:.0f}, "
         f"tail {d.min_ess_tail:.0f}, {d.divergences} divergences)",
@@ -233,7 +236,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         _load_runs(args.runs), law=args.law, hierarchy=hierarchy, priors=dict(args.prior) or None,
         fixed=fixed or None, likelihood=args.likelihood, draws=args.draws, warmup=args.warmup,
         chains=args.chains, seed=args.seed, progress="auto" if args.progress is None else args.progress,
-        columns=dict(args.column) or None, warn=False, strict=args.strict,
+        columns=dict(args.column) or None, warn=False, strict=args.strict, approx=args.approx,
     )
     path = fit.save(args.output)
     if args.json:
