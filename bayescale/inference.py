@@ -552,7 +552,6 @@ def run_laplace(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig):
     """Laplace approximation (``laplace_mode``): ``draws`` independent draws from the
     normal at the mode, pushed through the constraints. Same return shape as
     ``run_nuts`` with one chain; ``extra["converged"]`` as in ``LaplaceResult``."""
-    import jax
     import jax.numpy as jnp
 
     lap = laplace_mode(spec, data, cfg.seed)

@@ -46,14 +46,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--cases", default="chinchilla,data_constrained,partial")
+    ap.add_argument("--progress", action="store_true", help="print one line per replication")
     ap.add_argument("--out", type=Path, default=HERE / "sbc.json")
     args = ap.parse_args(argv)
-    results = {}
+    # Each finished case is written at once and merged with cases already in the file,
+    # so a long run stopped part-way keeps what it finished.
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for case in args.cases.split(","):
         cfg = designs()[case]
         t0 = time.perf_counter()
         res = run_sbc(cfg["design"], law=cfg["law"], hierarchy=cfg["hierarchy"], reps=args.reps, draws=args.draws,
-                      warmup=args.warmup, chains=args.chains)
+                      warmup=args.warmup, chains=args.chains, progress=args.progress)
         wall = time.perf_counter() - t0
         table = res.table()
         res.plot(HERE / "sbc" / f"{case}.png")
@@ -67,8 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n{case}: {res.reps} replications in {wall:.0f} s; {results[case]['reps_with_divergences']} with "
               f"divergences, {results[case]['reps_failing_diagnostics']} failing diagnostics; Bonferroni "
               f"threshold {table['threshold'].iloc[0]:.4f}")
-        print(table[["chi2", "p_value", "uniform", "mean_rank_fraction"]].round(4).to_string())
-    atomic_write_text(args.out, json.dumps(results, indent=2))
+        print(table[["chi2", "p_value", "uniform", "mean_rank_fraction"]].round(4).to_string(), flush=True)
+        atomic_write_text(args.out, json.dumps(results, indent=2))
     print(f"\nwritten {args.out} and {HERE / 'sbc'}/*.png")
 
 
