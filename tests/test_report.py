@@ -113,3 +113,10 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert shot.shape[0] >= 600 and shot.shape[1] >= 1200  # the viewport: window minus browser frame
     # not blank: dark text and a figure on a light page
     assert (shot.min(axis=-1) < 0.5).mean() > 0.005 and np.unique(shot.reshape(-1, 3), axis=0).shape[0] > 50
+
+
+def test_result_files_get_ordinary_permissions(report):
+    # written through a temporary file (mkstemp makes it 0600), then given the umask's permissions
+    mask = os.umask(0)
+    os.umask(mask)
+    assert report.path.stat().st_mode & 0o777 == 0o666 & ~mask
