@@ -438,8 +438,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     try:
         args = _parser().parse_args(argv)
-        if args.command in ("fit", "demo"):  # repeated CLI fits of one shape skip compilation
-            _enable_compilation_cache()
+        if args.command in ("fit", "demo", "backtest"):
+            _enable_compilation_cache()  # repeated CLI fits of one shape skip compilation
+            _host_devices(getattr(args, "chains", 4))
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -473,6 +474,19 @@ def _enable_compilation_cache() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def _host_devices(chains: int) -> None:
+    """One XLA CPU device per chain, so that NUTS runs chains in parallel threads
+    (``chain_method="parallel"``) instead of in lockstep (``"vectorized"``, where every
+    iteration waits for the longest trajectory of any chain): measured here, 8 s
+    against 17 s for a repeat Chinchilla fit on 2 cores. JAX fixes the device count
+    when it starts, so this only acts before JAX is imported (numpyro's
+    ``set_host_device_count`` does the same)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "jax" in sys.modules or "xla_force_host_platform_device_count" in flags or chains < 2:
+        return
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={chains}".strip()
 
 
 def _one_line(exc: BaseException) -> str:

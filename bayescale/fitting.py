@@ -397,7 +397,6 @@ class Fit:
         return sites, idx
 
     def _log_draws(self, pts: pd.DataFrame, kind: str, seed: int) -> np.ndarray:
-        import jax
 
         from .inference import log_mean_draws
 
@@ -407,7 +406,7 @@ class Fit:
         N, D, U = (pts[c].to_numpy(np.float64) for c in ("N", "D", "U"))
         logs = log_mean_draws(self.spec, sites, np.log(N), np.log(D), np.log(np.minimum(U, D)), idx)
         if kind == "observation":
-            noise = np.asarray(self.spec.lik.standard_noise(jax.random.PRNGKey(seed), logs.shape))
+            noise = np.asarray(self.spec.lik.standard_noise(seed, logs.shape))
             logs = logs + sites["sigma"][:, None] * noise
         return logs
 
@@ -693,7 +692,6 @@ def build_datatree(spec, data: ScalingData, samples: Mapping[str, np.ndarray], e
     variables), sample_stats, log_likelihood, posterior_predictive, observed and
     constant data."""
     import arviz_base as azb
-    import jax
 
     from .inference import log_mean_draws, model_args, paper_draws
 
@@ -704,7 +702,7 @@ def build_datatree(spec, data: ScalingData, samples: Mapping[str, np.ndarray], e
     sigma = flat["sigma"][:, None]
     log_y = np.log(data.loss)
     loglik = np.asarray(spec.lik.dist(mu, sigma).log_prob(log_y))
-    noise = np.asarray(spec.lik.standard_noise(jax.random.PRNGKey(seed + 1), mu.shape))
+    noise = np.asarray(spec.lik.standard_noise(seed + 1, mu.shape))
     yrep = mu + sigma * noise
     # paper_draws also carries per-family fixed values in place of the sampler's stand-ins
     posterior = {**samples, **paper_draws(spec, samples)}

@@ -3,8 +3,9 @@
     python benchmarks/run.py [--cases chinchilla,nutpie,epoch,data_constrained,gadre,plan,rows,laplace]
 
 Prints a table and writes benchmarks/results.json. Each timed fit runs in a fresh
-Python process (``--worker``), so "cold" means an empty JAX compilation cache and
-nothing compiled in memory, and "warm" a fresh process whose disk cache already
+Python process (``--worker``) with one XLA CPU device per chain, as the
+``bayescale`` command sets up, so "cold" means an empty JAX compilation cache (and
+empty PyTensor / numba caches for nutpie) and nothing compiled in memory, and "warm" a fresh process whose disk cache already
 holds the compiled sampler (what a repeated CLI run sees). Sampling time is the
 wall time of a second, identical fit in the same process (warmup + draws, nothing
 to compile). nutpie (PyMC) needs the optional extra: ``pip install -e ".[bench]"``.
@@ -214,9 +215,17 @@ def _worker(args: list[str], cache: str | None = None, timeout: int = 1800) -> d
     env = dict(os.environ)
     if cache:
         env["BAYESCALE_CACHE_DIR"] = cache
+        # nutpie cold as well: PyTensor's and numba's on-disk caches start empty too
+        env["PYTENSOR_FLAGS"] = f"base_compiledir={cache}/pytensor"
+        env["NUMBA_CACHE_DIR"] = f"{cache}/numba"
+    # one XLA CPU device per chain, as the `bayescale` command sets up (cli._host_devices)
+    env.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    try:
+        proc = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True,
+                              env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": [f"did not finish within {timeout} s"], "process_s": float(timeout)}
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:], "process_s": wall}
@@ -229,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=ALL)
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
+    ap.add_argument("--rows-timeout", type=int, default=600, help="seconds allowed per rows fit (default 600)")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -250,7 +260,8 @@ def main(argv: list[str] | None = None) -> None:
                 warm = _worker(["fit", case, "0"], cache)
                 results[case] = {"cold": cold, "warm": warm}
             elif case == "rows":
-                results["rows"] = {str(n): _worker(["fit", f"rows_{n}", "0"], cache) for n in (250, 1000, 9261)}
+                results["rows"] = {str(n): _worker(["fit", f"rows_{n}", "0"], cache, timeout=args.rows_timeout)
+                                   for n in (250, 1000, 9261)}
             elif case in ("nutpie", "epoch", "plan", "laplace"):
                 results[case] = _worker([case], cache)
         _save(results, args.out)

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .priors import Prior
 
 NAMES = ("student_t", "gaussian", "laplace")
@@ -51,12 +53,15 @@ class Likelihood:
             return nd.Normal(loc, scale)
         return nd.Laplace(loc, scale)
 
-    def standard_noise(self, key: Any, shape: tuple[int, ...]) -> Any:
-        """Draws of the standardised noise (loc 0, scale 1) for predictive draws."""
-        import jax
+    def standard_noise(self, seed: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Draws of the standardised noise (loc 0, scale 1) for predictive draws.
 
+        numpy, not ``jax.random``: these are drawn outside any jitted function, where
+        JAX's eager Student-t sampler took ~3 s for 4000 x 245 draws (numpy: ~30 ms).
+        """
+        rng = np.random.default_rng(seed)
         if self.name == "student_t":
-            return jax.random.t(key, self.nu, shape)
+            return rng.standard_t(self.nu, shape)
         if self.name == "gaussian":
-            return jax.random.normal(key, shape)
-        return jax.random.laplace(key, shape)
+            return rng.standard_normal(shape)
+        return rng.laplace(0.0, 1.0, shape)

@@ -108,9 +108,8 @@ class _Evaluator:
         self.noise = np.zeros(self.S)
         self._check_allocates()
         if noise:
-            import jax
 
-            z = np.asarray(fit.spec.lik.standard_noise(jax.random.PRNGKey(seed), (self.S,)), np.float64)
+            z = np.asarray(fit.spec.lik.standard_noise(seed, (self.S,)), np.float64)
             # one noise value per draw, common to every candidate: comparisons stay paired
             self.noise = self.sites64["sigma"] * z
 
