@@ -490,8 +490,15 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
     mcmc, log_joint = _sampler(spec, cfg, bool(progress))
     args = model_args(data)
     log_y = np.log(data.loss).astype(np.float32)
-    mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y,
-             extra_fields=("diverging", "num_steps", "accept_prob", "energy"))
+    fields = ("diverging", "num_steps", "accept_prob", "energy")
+    try:
+        mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y, extra_fields=fields)
+    except ValueError:
+        # a kept sampler whose compiled functions were dropped by jax.clear_caches()
+        # fails inside numpyro; a fresh one does not (a real error would recur and raise)
+        _SAMPLERS.clear()
+        mcmc, log_joint = _sampler(spec, cfg, bool(progress))
+        mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y, extra_fields=fields)
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     extra["log_joint"] = np.asarray(log_joint(mcmc.get_samples(), args, log_y)).reshape(cfg.chains, cfg.draws)

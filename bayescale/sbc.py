@@ -154,7 +154,6 @@ def run_sbc(
     Turns on JAX's persistent compilation cache (``inference.enable_compilation_cache``)
     so that replications after the first load the compiled sampler from disk.
     """
-    import jax
 
     import bayescale as bs
 
@@ -183,9 +182,6 @@ def run_sbc(
             row.append(int(np.sum(thinned < float(np.asarray(sim.truth[name])))))
         ranks.append(row)
         d = fit.diagnose()
-        # every fit builds new closures, and JAX keeps an executable per closure in memory:
-        # without clearing, hundreds of replications exhaust memory (the disk cache stays)
-        jax.clear_caches()
         divs.append(d.divergences)
         oks.append(d.ok)
         ess.append(d.min_ess_bulk)

@@ -139,3 +139,15 @@ def test_same_seed_same_draws():
     kw = dict(draws=60, warmup=60, chains=2, seed=11, progress=False, warn=False)
     a, b = bs.fit(df, **kw), bs.fit(df, **kw)
     np.testing.assert_array_equal(a.datatree["posterior"]["alpha"].values, b.datatree["posterior"]["alpha"].values)
+
+
+def test_refit_after_jax_clear_caches():
+    # the NUTS sampler is kept per spec; jax.clear_caches() must not break the next fit
+    import jax
+
+    df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[::6]
+    kw = dict(draws=60, warmup=60, chains=2, seed=11, progress=False, warn=False)
+    a = bs.fit(df, **kw)
+    jax.clear_caches()
+    b = bs.fit(df, **kw)
+    np.testing.assert_array_equal(a.datatree["posterior"]["alpha"].values, b.datatree["posterior"]["alpha"].values)
