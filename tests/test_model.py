@@ -10,7 +10,6 @@ import dataclasses
 import json
 import math
 
-import jax
 import numpy as np
 import numpyro.distributions as nd
 import pandas as pd
