@@ -328,7 +328,8 @@ class Fit:
                     "unconstrained coordinates); no MCMC diagnostics apply: check against NUTS before "
                     "trusting tails or far extrapolations"]
             if not converged:
-                msgs.append("the mode search failed (non-finite or degenerate draws): use NUTS")
+                why = self.datatree.attrs.get("approx_message", "")
+                msgs.append(f"the mode search failed ({why or 'non-finite or degenerate draws'}): use NUTS")
             return Diagnostics(converged, 0, float("nan"), float(s["ess_bulk"].min()), float(s["ess_tail"].min()),
                                tuple(msgs))
         div = int(self.datatree["sample_stats"]["diverging"].values.sum())
@@ -663,6 +664,7 @@ def fit(
     result.datatree.attrs["data_source"] = json.dumps(data_source(df))
     if approx:
         result.datatree.attrs["approx_converged"] = "1" if extra["converged"] else "0"
+        result.datatree.attrs["approx_message"] = str(extra["message"])
     diag = result.diagnose()
     if not diag.ok:
         message = "fit failed its diagnostics: " + "; ".join(diag.messages)

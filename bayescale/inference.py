@@ -595,9 +595,8 @@ def run_laplace(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig):
     model = make_model(spec)
     args = model_args(data)
     log_y = np.log(data.loss).astype(np.float32)
-    constrained = {k: np.asarray(v) for k, v in values.items() if k not in ("log_loss",)}
     shape = (1, cfg.draws)
-    lj = np.asarray(jax_log_joint(model)(_sample_sites(model, args, log_y, constrained), args, log_y)).reshape(shape)
+    lj = np.asarray(jax_log_joint(model)(_sample_sites(model, args, log_y, values), args, log_y)).reshape(shape)
     extra = {"diverging": np.zeros(shape, bool), "num_steps": np.zeros(shape, np.int64),
              "accept_prob": np.ones(shape), "energy": np.zeros(shape), "log_joint": lj,
              "converged": bool(lap.converged and finite), "message": lap.message}

@@ -226,6 +226,8 @@ def _header(fit, title: str | None) -> str:
 def _diagnostics_html(diag) -> str:
     stats = (f"divergences {diag.divergences}, max R-hat {diag.max_r_hat:.4f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
              f"min tail ESS {diag.min_ess_tail:.0f}")
+    if diag.ok and any(m.startswith("APPROXIMATE") for m in diag.messages):
+        return f'<div class="bad"><strong>{html.escape(diag.messages[0])}</strong></div>'
     if diag.ok:
         return f'<div class="ok"><strong>Diagnostics passed</strong>: {stats}.</div>'
     items = "".join(f"<li>{html.escape(m)}</li>" for m in diag.messages)

@@ -120,3 +120,9 @@ def test_result_files_get_ordinary_permissions(report):
     mask = os.umask(0)
     os.umask(mask)
     assert report.path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_report_of_an_approximate_fit_says_so(tmp_path):
+    fit = bs.fit(bs.datasets.load("chinchilla", epoch_subset=True), approx="laplace", draws=500)
+    text = write_report(fit, tmp_path / "lap.html").path.read_text()
+    assert "APPROXIMATE posterior (laplace" in text and "Diagnostics passed" not in text
