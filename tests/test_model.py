@@ -20,6 +20,7 @@ from scipy import stats
 from bayescale import inference as inf
 from bayescale.data import validate
 from bayescale.models import PriorError, get_law
+from bayescale.models import hierarchy as hier
 from bayescale.models.hierarchy import HierarchyError
 from bayescale.models.likelihood import Likelihood
 from bayescale.models.priors import Prior
@@ -115,9 +116,10 @@ def test_partial_gives_population_scale_and_family_values(data3):
     assert np.all(np.asarray(tr["E_f"]["value"]) > 0)
 
 
-def test_centred_flag_needs_20_runs_in_every_family():
-    assert inf.build_spec("chinchilla", validate(make_frame(2, 20)), hierarchy="partial").centred
-    frame = make_frame(2, 20).iloc[:-1]  # the second family drops to 19 runs
+def test_centred_flag_needs_enough_runs_in_every_family():
+    n = hier.CENTRED_MIN_RUNS
+    assert inf.build_spec("chinchilla", validate(make_frame(2, n)), hierarchy="partial").centred
+    frame = make_frame(2, n).iloc[:-1]  # the second family drops below the threshold
     assert not inf.build_spec("chinchilla", validate(frame), hierarchy="partial").centred
 
 
@@ -249,7 +251,8 @@ def test_prior_override_on_population_and_tau(data3):
     assert float(tr["alpha"]["fn"].loc) == pytest.approx(-1.1)
     assert isinstance(tr["tau_alpha"]["fn"], nd.HalfNormal)
     assert float(tr["tau_alpha"]["fn"].scale) == pytest.approx(0.05)
-    assert float(tr["tau_beta"]["fn"].scale) == pytest.approx(0.3)  # default untouched
+    default = tr["tau_beta"]["fn"]  # untouched: the zero-avoiding Gamma(2, 20)
+    assert isinstance(default, nd.Gamma) and float(default.mean) == pytest.approx(0.1)
 
 
 def test_independent_override_applies_to_every_family(data3):
