@@ -549,6 +549,9 @@ def sweep(
     clash = sorted(set(extra) & set(_OWN_FIT_ARGS))
     if clash:
         raise ValueError(f"fit_kwargs may not set {clash}: the sweep sets them (as arguments or pinned per task)")
+    unknown_b = sorted(set(baseline_kwargs or {}) - {"grid", "n_boot", "seed", "delta"})
+    if unknown_b:
+        raise ValueError(f"unknown baseline_kwargs {unknown_b}; valid: grid, n_boot, seed, delta")
     if not prior_sets or not hier_list or not split_list:
         raise ValueError("laws, priors, hierarchy and splits must each have at least one value")
 
