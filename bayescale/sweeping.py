@@ -330,6 +330,8 @@ def _score_fields(scores: Mapping[str, Any], huber: Mapping[str, Any]) -> dict[s
     out = {k: scores.get(k) for k in ("n_train", "n_test", "coverage_50", "coverage_90", "width_90", "crps",
                                       "log_score", "median_rel_error", "mean_extrapolation")}
     out.update({f"huber_{k}": huber.get(k) for k in ("coverage_90", "crps", "median_rel_error")})
+    for k in ("n_train", "n_test"):
+        out[k] = None if out[k] is None else int(out[k])
     return out
 
 
