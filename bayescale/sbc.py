@@ -160,11 +160,12 @@ def run_sbc(
 
     Each replication is one task (:func:`bayescale.executors.run_tasks`): simulate
     with seed ``seed + r``, fit with seed ``seed + 100000 + r``, rank. Tasks pin
-    float32 and ``chain_method="sequential"`` (:func:`bayescale.executors.pinned`), so
-    ``executor="local"``, ``"processes"`` and ``"ray"`` give the same ranks. Turns on
-    JAX's persistent compilation cache (``inference.enable_compilation_cache``), shared
-    with worker processes, so that replications after the first load the compiled
-    sampler from disk.
+    float32 and one chain method (:func:`bayescale.executors.pinned`, ``CHAIN_METHOD``), so
+    ``executor="local"``, ``"processes"`` and ``"ray"`` give the same ranks. Every
+    process runs with JAX's persistent compilation cache (``inference.enable_compilation_cache``:
+    ``cache_dir`` if given, else the one this process already has, else the default
+    folder), shared with worker processes, so that replications after the first load the
+    compiled sampler from disk.
 
     A replication that raises is left out of ``ranks`` and listed in
     :attr:`SBCResult.failed` with its error (with a warning): the others still count.
@@ -174,14 +175,14 @@ def run_sbc(
     check_executor(executor, workers, address)
     if chains * draws < n_ranks:
         raise ValueError(f"need at least n_ranks={n_ranks} posterior draws, got {chains * draws}")
-    if executor == "local":
-        from .inference import enable_compilation_cache
+    if cache_dir is not None:
+        cache: str | None = str(cache_dir)
+        if executor == "local":
+            from .inference import enable_compilation_cache
 
-        cache: str | None = str(enable_compilation_cache(cache_dir))
-    elif cache_dir is not None or address is not None:  # a cluster's workers resolve their own default
-        cache = None if cache_dir is None else str(cache_dir)
-    else:
-        cache = current_cache_dir()
+            enable_compilation_cache(cache_dir)
+    else:  # this process's cache, else each worker's default (a cluster's workers resolve their own)
+        cache = current_cache_dir() if address is None else None
     shared = {"design": design, "law": law, "hierarchy": hierarchy, "priors": None if priors is None else dict(priors),
               "draws": draws, "warmup": warmup, "chains": chains, "n_ranks": n_ranks, "seed": seed, "cache_dir": cache}
     results: dict[int, dict[str, Any]] = {}
@@ -213,7 +214,7 @@ def run_sbc(
 
 def _sbc_replication(shared: Mapping[str, Any], r: int) -> dict[str, Any]:
     """One replication (a task): simulate from the prior, fit, rank the truth."""
-    from .executors import pinned
+    from .executors import CHAIN_METHOD, pinned
     from .fitting import fit as bayes_fit
     from .simulate import simulate
 
@@ -223,7 +224,7 @@ def _sbc_replication(shared: Mapping[str, Any], r: int) -> dict[str, Any]:
         params = tested_params(sim.spec)
         fit = bayes_fit(sim.runs, law=s["law"], hierarchy=s["hierarchy"], priors=s["priors"], draws=s["draws"],
                         warmup=s["warmup"], chains=s["chains"], seed=s["seed"] + 100_000 + r, progress=False,
-                        warn=False, chain_method="sequential")
+                        warn=False, chain_method=CHAIN_METHOD)
         post = fit.datatree["posterior"]
         # evenly spaced draws across all chains: with min ESS >= n_ranks they are about independent
         idx = np.linspace(0, s["chains"] * s["draws"] - 1, s["n_ranks"]).round().astype(int)

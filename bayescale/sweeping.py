@@ -13,11 +13,11 @@ Executors (:mod:`bayescale.executors`): ``"local"`` (in-process, the default),
 instance or a cluster at ``address=``).
 
 Same numbers whatever the executor. Every task pins float32, one host device in
-worker processes (set before JAX starts there), ``chain_method="sequential"``
-and the sweep's seed, so "local", "processes" and "ray" produce bit-identical
-draws and therefore identical scores. Sequential chains also suit a sweep: its
-parallelism is across tasks, one core per task, and chains run in parallel would
-only compete with the other tasks for the same cores.
+worker processes (set before JAX starts there), one chain method
+(:data:`bayescale.executors.CHAIN_METHOD`, "vectorized") and the sweep's seed, so
+"local", "processes" and "ray" produce bit-identical draws and therefore identical
+scores. A sweep's parallelism is across tasks, one core per task: chains run in
+parallel threads would only compete with the other tasks for the same cores.
 
 Failures stay rows. An exception in one task (an unknown prior name, a sampler
 error, a lost worker) becomes a row with ``status="error"`` and the error in one
@@ -272,7 +272,7 @@ def _positive_int(name: str, value: Any) -> int:
 def _run_task(shared: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
     """One fit or backtest; returns the task's record (JSON-ready). Exceptions propagate
     to the executor, which turns them into an error row."""
-    from .executors import pinned
+    from .executors import CHAIN_METHOD, pinned
 
     t0 = time.perf_counter()
     s = shared["settings"]
@@ -280,7 +280,7 @@ def _run_task(shared: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, A
         frame = pd.DataFrame(shared["table"])
         fit_kwargs = {**s["fit_kwargs"], "hierarchy": task["hierarchy"], "priors": task["priors"],
                       "draws": s["draws"], "warmup": s["warmup"], "chains": s["chains"], "seed": s["seed"],
-                      "chain_method": "sequential", "progress": False, "warn": False}
+                      "chain_method": CHAIN_METHOD, "progress": False, "warn": False}
         rec = _empty_record(task)
         if task["split"] is None:
             fit, scores, huber = _plain_fit(frame, task["law"], fit_kwargs, s["seed"])
@@ -474,8 +474,8 @@ def sweep(
     by : {"compute", "N", "D"}
         Split variable of the backtests.
     draws, warmup, chains, seed : int
-        NUTS settings of every task (chains run sequentially within a task; the seed
-        drives both the sampler and the predictive draws).
+        NUTS settings of every task (chains vectorized within a task, whatever the
+        executor; the seed drives both the sampler and the predictive draws).
     fit_kwargs : dict, optional
         Further :func:`bayescale.fit` arguments shared by every task (``likelihood``,
         ``fixed``, ``target_accept``, ``dense_mass``, ``centred``, ``approx``).
