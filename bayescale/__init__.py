@@ -48,6 +48,8 @@ _LAZY = {
     "plots": ("bayescale.plots", None),
     "write_report": ("bayescale.report", "write_report"),
     "Report": ("bayescale.report", "Report"),
+    "sweep": ("bayescale.sweeping", "sweep"),
+    "SweepResult": ("bayescale.sweeping", "SweepResult"),
 }
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "Report",
     "PriorError",
     "ScalingData",
+    "SweepResult",
     "ModelAverage",
     "__version__",
     "average",
@@ -82,6 +85,7 @@ __all__ = [
     "load_fit",
     "plan",
     "plots",
+    "sweep",
     "validate",
     "write_report",
 ]

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -336,8 +336,19 @@ def backtest(
     baseline_kwargs: Mapping[str, Any] | None = None,
     columns: Mapping[str, str] | None = None,
     seed: int = 0,
-) -> BacktestResult:
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    out: str | Any | None = None,
+) -> Any:
     """Fit on the smaller-compute runs, predict the largest, and score the predictions.
+
+    One cut point (``holdout=0.2``) returns a :class:`BacktestResult` with the fit,
+    the per-run predictions and the baseline. Several cut points (``holdout=(0.1,
+    0.2, 0.4)``) are several independent backtests: they run as the tasks of a
+    sweep (:func:`bayescale.sweep`, on ``executor``) and return its
+    :class:`~bayescale.sweeping.SweepResult`, one row of scores per cut point
+    (no fits or per-run predictions: a task returns a small record).
 
     Parameters
     ----------
@@ -345,8 +356,9 @@ def backtest(
         Runs as for :func:`bayescale.fit`.
     law : str
         Law for bayescale (``bayescale.models.law_names()``).
-    holdout : float in (0, 1)
+    holdout : float in (0, 1), or a sequence of them
         Share of runs held out: those at or above the ``1 - holdout`` quantile of ``by``.
+        A sequence runs one backtest per share (see above).
     by : {"compute", "N", "D"}
         ``"compute"``: training FLOPs ``C = 6 N D``.
     interval : float
@@ -368,13 +380,24 @@ def backtest(
     columns : dict, optional
         Column renames as in :func:`bayescale.validate`.
     seed : int
-        Seed of the predictive draws.
+        Seed of the predictive draws. With several cut points, one seed drives both the
+        fits and the predictive draws: ``fit_kwargs["seed"]`` if given, else ``seed``.
+    executor : {"local", "processes", "ray"}
+        Where the backtests of several cut points run (:mod:`bayescale.executors`). One
+        cut point always runs in this process (one task gains nothing from a pool).
+    workers, address : optional
+        As for :func:`bayescale.sweep`: pool size; Ray cluster address.
+    out : path, optional
+        With several cut points: the JSON-lines file results stream to (resumable).
 
     Returns
     -------
-    BacktestResult
-        ``scores`` (one row per method and kind), ``predictions`` (one row per held-out run,
-        method and kind), the split, the fit and the baseline replicates.
+    BacktestResult or SweepResult
+        One cut point: ``scores`` (one row per method and kind), ``predictions`` (one row
+        per held-out run, method and kind), the split, the fit and the baseline
+        replicates. Several: a ``SweepResult`` whose ``table`` has one row per cut point
+        (``split``), bayescale's 50%/90% coverage, CRPS, log score and errors, and the
+        baseline's (``huber_*``) when ``baseline`` is true; ``interval`` is not scored there.
 
     Examples
     --------
@@ -382,12 +405,19 @@ def backtest(
 
         bt = bs.backtest(bs.datasets.load("chinchilla"), law="chinchilla", holdout=0.2)
         bt.scores[["method", "kind", "coverage_90", "crps", "median_rel_error"]]
+        cuts = bs.backtest(df, holdout=(0.1, 0.2, 0.3, 0.4), executor="processes")
+        cuts.table[["split", "coverage_90", "crps", "huber_coverage_90", "huber_crps"]]
     """
+    from .executors import check_executor
     from .fitting import fit as bayes_fit
 
-    data = validate(df, columns=columns, check_duplicates=False)
+    check_executor(executor, workers, address)
     if isinstance(interval, bool) or not 0 < float(interval) < 1:
         raise ValueError(f"interval must be in (0, 1), got {interval!r}")
+    if not isinstance(holdout, int | float | np.floating | np.integer):
+        return _backtest_cuts(df, law, holdout, by, baseline, fit_kwargs, baseline_kwargs, columns, seed,
+                              executor, workers, address, out)
+    data = validate(df, columns=columns, check_duplicates=False)
     levels = tuple(sorted(set(LEVELS) | {round(float(interval), 4)}))
     train_idx, test_idx, threshold = split(data, holdout, by)
     frame = data.to_frame()[["N", "D", "U", "loss", "family", "C"]].reset_index(drop=True)
@@ -463,3 +493,27 @@ def backtest(
         predictions=pred, scores=_scores(pred, levels), fit=fitted, baseline=boots,
         notes=tuple(notes), wall_s=wall,
     )
+
+
+def _backtest_cuts(df: Any, law: str, holdouts: Any, by: str, baseline: bool, fit_kwargs: Mapping[str, Any] | None,
+                   baseline_kwargs: Mapping[str, Any] | None, columns: Mapping[str, str] | None, seed: int,
+                   executor: str, workers: int | None, address: str | None, out: Any) -> Any:
+    """Several cut points: one sweep task each (``bayescale.sweeping``)."""
+    from .sweeping import sweep
+
+    if isinstance(holdouts, str) or not isinstance(holdouts, Sequence | np.ndarray):
+        raise ValueError(f"holdout must be a share in (0, 1) or a sequence of them, got {holdouts!r}")
+    cuts = list(holdouts)
+    if not cuts or any(h is None for h in cuts):
+        raise ValueError(f"holdout must list shares in (0, 1), got {holdouts!r}")
+    kwargs = dict(fit_kwargs or {})
+    for bad in ("df", "law", "columns"):
+        if bad in kwargs:
+            raise ValueError(f"fit_kwargs may not set {bad!r}: it is an argument of backtest")
+    own = {k: kwargs.pop(k) for k in ("hierarchy", "priors", "draws", "warmup", "chains", "seed") if k in kwargs}
+    for k in ("progress", "warn", "strict", "chain_method"):  # the sweep pins these per task
+        kwargs.pop(k, None)
+    return sweep(df, laws=law, priors=[own.get("priors")], hierarchy=own.get("hierarchy", "auto"), splits=cuts,
+                 by=by, draws=own.get("draws", 1000), warmup=own.get("warmup", 1000), chains=own.get("chains", 4),
+                 seed=own.get("seed", seed), fit_kwargs=kwargs, baseline=baseline, baseline_kwargs=baseline_kwargs,
+                 executor=executor, workers=workers, address=address, out=out, progress=False, columns=columns)

@@ -1,10 +1,11 @@
 """The ``bayescale`` command.
 
 Verbs: ``datasets``, ``fit``, ``summary``, ``predict``, ``plan``, ``compare``,
-``backtest``, ``report``, ``demo``.
+``backtest``, ``sweep``, ``report``, ``demo``.
 Exit codes: 0 ok; 2 bad input or usage (one line on stderr, never a traceback);
 3 a fit that failed its diagnostics (the file is still written, so it can be
-inspected); 1 only for an unexpected crash.
+inspected), or for ``sweep`` some tasks that failed (their rows carry the error;
+the results file is still complete); 1 only for an unexpected crash.
 
 Only the standard library is imported at module level: a bad table is rejected
 before pandas-heavy or JAX code loads.
@@ -97,6 +98,41 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=int, default=1000)
     b.add_argument("--chains", type=int, default=4)
     b.add_argument("--json", action="store_true")
+
+    w = sub.add_parser(
+        "sweep", help="many fits or backtests at once (laws x priors x hierarchies x splits), locally or on Ray",
+        description="One task per combination of --laws, --priors, --hierarchy and --splits; results stream to "
+                    "--output as JSON lines, and a rerun resumes where an interrupted sweep stopped.",
+        epilog="exit codes: 0 every task ok; 2 bad input or usage (nothing runs); 3 some tasks failed (their rows "
+               "carry the error; rerun with --retry-errors to run them again)")
+    w.add_argument("runs", help="CSV file of runs, or dataset:<name>")
+    w.add_argument("--laws", default="chinchilla", help="comma-separated law names (default chinchilla)")
+    w.add_argument("--splits", default="none",
+                   help="comma-separated holdout shares for leave-future-out backtests, 'none' for a plain fit "
+                        "(e.g. 0.2,0.4,none; default none)")
+    w.add_argument("--priors", action="append", metavar="SET",
+                   help='a prior set, "default" or NAME=DIST pairs joined by ";", e.g. '
+                        '"alpha=Normal(0.35, 0.1);beta=Normal(0.3, 0.1)" (repeatable; default: the law\'s own)')
+    w.add_argument("--hierarchy", action="append", metavar="POOLING",
+                   help="comma-separated auto|complete|independent|partial, or one per-parameter setting "
+                        "alpha=partial,E=complete (repeatable; default auto)")
+    w.add_argument("--by", choices=["compute", "N", "D"], default="compute", help="split variable (default compute)")
+    w.add_argument("--baseline", action="store_true", help="also score the Huber baseline on each split")
+    w.add_argument("--executor", choices=["local", "processes", "ray"], default="local",
+                   help="local (in this process), processes (a pool over every core) or ray")
+    w.add_argument("--address", help='Ray cluster address, e.g. "auto" or ray://head:10001 (with --executor ray)')
+    w.add_argument("--workers", type=int, help="worker processes or local Ray CPUs (default: every core)")
+    w.add_argument("-o", "--output", default="sweep.jsonl", help="results file (JSON lines; resumed if it exists)")
+    w.add_argument("--csv", help="also write the table as CSV")
+    w.add_argument("--save-fits", metavar="DIR", help="save each task's fit as DIR/<task_id>.nc")
+    w.add_argument("--retry-errors", action="store_true", help="on resume, rerun the tasks recorded as failed")
+    w.add_argument("--draws", type=int, default=1000)
+    w.add_argument("--warmup", type=int, default=1000)
+    w.add_argument("--chains", type=int, default=4)
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar over tasks on stderr (default: only on a terminal)")
+    w.add_argument("--json", action="store_true", help="print the table as JSON")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a saved fit")
     r.add_argument("fit")
@@ -380,6 +416,78 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sweep_splits(text: str) -> list[float | None]:
+    out: list[float | None] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part.lower() in ("none", ""):
+            out.append(None)
+            continue
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise UsageError(f"--splits: {part!r} is neither a holdout share nor 'none'") from None
+    return out
+
+
+def _sweep_priors(sets: Sequence[str] | None) -> list[dict[str, str] | None]:
+    if not sets:
+        return [None]
+    out: list[dict[str, str] | None] = []
+    for text in sets:
+        if text.strip().lower() == "default":
+            out.append(None)
+            continue
+        try:
+            out.append(dict(_key_value(x) for x in text.split(";") if x.strip()))
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"--priors: {exc}") from None
+    return out
+
+
+def _sweep_hierarchies(values: Sequence[str] | None) -> list[Any]:
+    out: list[Any] = []
+    for text in values or ["auto"]:
+        if "=" in text:
+            out.append(dict(_key_value(x) for x in text.split(",")))
+        else:
+            out.extend(x.strip() for x in text.split(",") if x.strip())
+    return out
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import logging
+
+    import bayescale as bs
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("bayescale.sweeping")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        result = bs.sweep(
+            _load_runs(args.runs), laws=[x.strip() for x in args.laws.split(",") if x.strip()],
+            priors=_sweep_priors(args.priors), hierarchy=_sweep_hierarchies(args.hierarchy),
+            splits=_sweep_splits(args.splits), by=args.by, draws=args.draws, warmup=args.warmup,
+            chains=args.chains, seed=args.seed, baseline=args.baseline, executor=args.executor,
+            workers=args.workers, address=args.address, out=args.output, retry_errors=args.retry_errors,
+            save_fits=args.save_fits, progress="auto" if args.progress is None else args.progress,
+        )
+    except ImportError as exc:  # executor="ray" without Ray: say how to install it
+        raise UsageError(str(exc)) from None
+    finally:
+        logger.removeHandler(handler)
+    if args.csv:
+        result.to_csv(args.csv)
+    if args.json:
+        _print_json({"executor": result.executor, "output": str(result.out), "skipped": result.skipped,
+                     "wall_s": result.wall_s, "table": _records(result.table.astype(object))})
+    else:
+        print(result)
+        print(f"results written to {result.out}" + (f" and {args.csv}" if args.csv else ""))
+    return EXIT_OK if result.ok else EXIT_DIAGNOSTICS
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import bayescale as bs
 
@@ -428,8 +536,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"datasets": cmd_datasets, "fit": cmd_fit, "summary": cmd_summary, "predict": cmd_predict,
-            "plan": cmd_plan, "compare": cmd_compare, "backtest": cmd_backtest, "report": cmd_report,
-            "demo": cmd_demo}
+            "plan": cmd_plan, "compare": cmd_compare, "backtest": cmd_backtest, "sweep": cmd_sweep,
+            "report": cmd_report, "demo": cmd_demo}
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -441,6 +549,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command in ("fit", "demo", "backtest"):
             _enable_compilation_cache()  # repeated CLI fits of one shape skip compilation
             _host_devices(getattr(args, "chains", 4))
+        elif args.command == "sweep":  # one device per process: tasks pin sequential chains (bayescale.executors)
+            _enable_compilation_cache()
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ dropping them would bias the ranks.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ class SBCResult:
     diagnostics_ok : ndarray of bool, shape (reps,)
     min_ess_bulk : ndarray, shape (reps,)
     bins : int
+    failed : tuple of (int, str)
+        Replications that raised, with their error; left out of ``ranks``.
     """
 
     law: str
@@ -54,11 +56,13 @@ class SBCResult:
     diagnostics_ok: np.ndarray
     min_ess_bulk: np.ndarray
     bins: int = 10
+    #: (replication, error) of replications that raised; they are not in ``ranks``
+    failed: tuple[tuple[int, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.ranks.shape != (len(self.divergences), len(self.params)):
             raise ValueError("ranks must have shape (reps, len(params))")
-        if self.ranks.min() < 0 or self.ranks.max() > self.n_ranks:
+        if self.ranks.size and (self.ranks.min() < 0 or self.ranks.max() > self.n_ranks):
             raise ValueError("ranks must lie in 0..n_ranks")
 
     @property
@@ -148,46 +152,84 @@ def run_sbc(
     priors: Mapping[str, Any] | None = None,
     progress: bool = False,
     cache_dir: str | Path | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
 ) -> SBCResult:
     """Run simulation-based calibration for one law and hierarchy on a fixed design.
 
-    Turns on JAX's persistent compilation cache (``inference.enable_compilation_cache``)
-    so that replications after the first load the compiled sampler from disk.
+    Each replication is one task (:func:`bayescale.executors.run_tasks`): simulate
+    with seed ``seed + r``, fit with seed ``seed + 100000 + r``, rank. Tasks pin
+    float32 and one chain method (:func:`bayescale.executors.pinned`, ``CHAIN_METHOD``), so
+    ``executor="local"``, ``"processes"`` and ``"ray"`` give the same ranks. Every
+    process runs with JAX's persistent compilation cache (``inference.enable_compilation_cache``:
+    ``cache_dir`` if given, else the one this process already has, else the default
+    folder), shared with worker processes, so that replications after the first load the
+    compiled sampler from disk.
+
+    A replication that raises is left out of ``ranks`` and listed in
+    :attr:`SBCResult.failed` with its error (with a warning): the others still count.
     """
+    from .executors import check_executor, current_cache_dir, run_tasks
 
-    import bayescale as bs
-
-    from .inference import enable_compilation_cache
-    from .simulate import simulate
-
-    enable_compilation_cache(cache_dir)
+    check_executor(executor, workers, address)
     if chains * draws < n_ranks:
         raise ValueError(f"need at least n_ranks={n_ranks} posterior draws, got {chains * draws}")
-    params: Sequence[str] | None = None
-    ranks, divs, oks, ess = [], [], [], []
-    for r in range(reps):
-        sim = simulate(design, law=law, hierarchy=hierarchy, seed=seed + r, priors=priors)
-        if params is None:
-            params = tested_params(sim.spec)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = bs.fit(sim.runs, law=law, hierarchy=hierarchy, priors=priors, draws=draws, warmup=warmup,
-                         chains=chains, seed=seed + 100_000 + r, progress=False, warn=False)
+    if cache_dir is not None:
+        cache: str | None = str(cache_dir)
+        if executor == "local":
+            from .inference import enable_compilation_cache
+
+            enable_compilation_cache(cache_dir)
+    else:  # this process's cache, else each worker's default (a cluster's workers resolve their own)
+        cache = current_cache_dir() if address is None else None
+    shared = {"design": design, "law": law, "hierarchy": hierarchy, "priors": None if priors is None else dict(priors),
+              "draws": draws, "warmup": warmup, "chains": chains, "n_ranks": n_ranks, "seed": seed, "cache_dir": cache}
+    results: dict[int, dict[str, Any]] = {}
+    failed: list[tuple[int, str]] = []
+    for i, value, error in run_tasks(_sbc_replication, list(range(reps)), shared, executor=executor, workers=workers,
+                                     address=address):
+        if error is not None:
+            failed.append((i, error))
+            if progress:
+                print(f"  rep {i + 1}/{reps}: failed: {error}", flush=True)
+            continue
+        results[i] = value
+        if progress:
+            print(f"  rep {i + 1}/{reps}: divergences {value['divergences']}, min ESS {value['min_ess_bulk']:.0f}",
+                  flush=True)
+    if failed:
+        warnings.warn(f"{len(failed)} of {reps} SBC replications failed and are left out; first: {failed[0][1]}",
+                      stacklevel=2)
+    order = sorted(results)
+    params = results[order[0]]["params"] if order else ()
+    label = hierarchy if isinstance(hierarchy, str) else ",".join(f"{k}:{v}" for k, v in hierarchy.items())
+    return SBCResult(law=law, hierarchy=label, params=tuple(params),
+                     ranks=np.asarray([results[r]["ranks"] for r in order], dtype=int).reshape(len(order), len(params)),
+                     n_ranks=n_ranks, divergences=np.asarray([results[r]["divergences"] for r in order], dtype=int),
+                     diagnostics_ok=np.asarray([results[r]["ok"] for r in order], dtype=bool),
+                     min_ess_bulk=np.asarray([results[r]["min_ess_bulk"] for r in order], dtype=float), bins=bins,
+                     failed=tuple(sorted(failed)))
+
+
+def _sbc_replication(shared: Mapping[str, Any], r: int) -> dict[str, Any]:
+    """One replication (a task): simulate from the prior, fit, rank the truth."""
+    from .executors import CHAIN_METHOD, pinned
+    from .fitting import fit as bayes_fit
+    from .simulate import simulate
+
+    s = shared
+    with pinned(s["cache_dir"]):
+        sim = simulate(s["design"], law=s["law"], hierarchy=s["hierarchy"], seed=s["seed"] + r, priors=s["priors"])
+        params = tested_params(sim.spec)
+        fit = bayes_fit(sim.runs, law=s["law"], hierarchy=s["hierarchy"], priors=s["priors"], draws=s["draws"],
+                        warmup=s["warmup"], chains=s["chains"], seed=s["seed"] + 100_000 + r, progress=False,
+                        warn=False, chain_method=CHAIN_METHOD)
         post = fit.datatree["posterior"]
         # evenly spaced draws across all chains: with min ESS >= n_ranks they are about independent
-        idx = np.linspace(0, chains * draws - 1, n_ranks).round().astype(int)
-        row = []
-        for name in params:
-            thinned = post[name].values.reshape(-1)[idx]
-            row.append(int(np.sum(thinned < float(np.asarray(sim.truth[name])))))
-        ranks.append(row)
+        idx = np.linspace(0, s["chains"] * s["draws"] - 1, s["n_ranks"]).round().astype(int)
+        ranks = [int(np.sum(post[name].values.reshape(-1)[idx] < float(np.asarray(sim.truth[name]))))
+                 for name in params]
         d = fit.diagnose()
-        divs.append(d.divergences)
-        oks.append(d.ok)
-        ess.append(d.min_ess_bulk)
-        if progress:
-            print(f"  rep {r + 1}/{reps}: divergences {d.divergences}, min ESS {d.min_ess_bulk:.0f}", flush=True)
-    label = hierarchy if isinstance(hierarchy, str) else ",".join(f"{k}:{v}" for k, v in hierarchy.items())
-    return SBCResult(law=law, hierarchy=label, params=tuple(params or ()), ranks=np.asarray(ranks, dtype=int),
-                     n_ranks=n_ranks, divergences=np.asarray(divs), diagnostics_ok=np.asarray(oks),
-                     min_ess_bulk=np.asarray(ess, dtype=float), bins=bins)
+    return {"params": list(params), "ranks": ranks, "divergences": int(d.divergences), "ok": bool(d.ok),
+            "min_ess_bulk": float(d.min_ess_bulk)}
