@@ -126,10 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--csv", help="also write the table as CSV")
     w.add_argument("--save-fits", metavar="DIR", help="save each task's fit as DIR/<task_id>.nc")
     w.add_argument("--retry-errors", action="store_true", help="on resume, rerun the tasks recorded as failed")
-    w.add_argument("--draws", type=int, default=1000)
-    w.add_argument("--warmup", type=int, default=1000)
-    w.add_argument("--chains", type=int, default=4)
-    w.add_argument("--seed", type=int, default=0)
+    _sampler_options(w)
     w.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar over tasks on stderr (default: only on a terminal)")
     w.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -146,11 +143,16 @@ def _parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="the README's main job on the bundled Chinchilla data")
     m.add_argument("--out", default="out", help="folder for the result files")
-    m.add_argument("--draws", type=int, default=1000)
-    m.add_argument("--warmup", type=int, default=1000)
-    m.add_argument("--chains", type=int, default=4)
-    m.add_argument("--seed", type=int, default=0)
+    _sampler_options(m)
     return p
+
+
+def _sampler_options(p: argparse.ArgumentParser) -> None:
+    """NUTS settings shared by every command that fits (per chain, as in ``bs.fit``)."""
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--warmup", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
 
 
 def _fit_options(f: argparse.ArgumentParser) -> None:
@@ -163,10 +165,7 @@ def _fit_options(f: argparse.ArgumentParser) -> None:
                    help="hold a parameter fixed, e.g. --fix E=1.869 (repeatable)")
     f.add_argument("--column", action="append", type=_key_value, default=[], metavar="CANON=COLUMN",
                    help="map a column, e.g. --column N=params (repeatable)")
-    f.add_argument("--draws", type=int, default=1000)
-    f.add_argument("--warmup", type=int, default=1000)
-    f.add_argument("--chains", type=int, default=4)
-    f.add_argument("--seed", type=int, default=0)
+    _sampler_options(f)
     f.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
     f.add_argument("--approx", choices=["laplace"],
