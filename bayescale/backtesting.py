@@ -45,7 +45,7 @@ import pandas as pd
 
 from .data import DataError, ScalingData, extrapolation_decades, validate
 
-__all__ = ["BacktestResult", "backtest", "coverage", "crps", "split"]
+__all__ = ["BacktestResult", "backtest", "coverage", "crps", "interval_score", "split"]
 
 #: Interval masses always scored.
 LEVELS: tuple[float, ...] = (0.5, 0.9)
@@ -92,6 +92,19 @@ def crps(draws: Any, y: Any) -> np.ndarray:
     ary = np.ascontiguousarray(x.T)[:, None, :]  # (m, chain=1, draw=S)
     neg = array_stats.loo_score(ary, y, np.zeros_like(ary), kind="crps", chain_axis=-2, draw_axis=-1)
     return -np.asarray(neg, dtype=np.float64).reshape(-1)
+
+
+def interval_score(lower: Any, upper: Any, y: Any, level: float) -> np.ndarray:
+    """Interval score of central ``level`` intervals (Gneiting and Raftery 2007, Eq. 43).
+
+    ``IS = (u - l) + (2/a) (l - y) 1{y < l} + (2/a) (y - u) 1{y > u}``, ``a = 1 - level``:
+    the width plus a penalty for a miss that grows with its size. Lower is better, in the
+    units of ``y``; a proper score for the pair of quantiles, so it cannot be gamed by
+    widening or narrowing the interval.
+    """
+    lo, hi, y = (np.asarray(a, dtype=np.float64) for a in (lower, upper, y))
+    a = 1.0 - float(level)
+    return (hi - lo) + (2.0 / a) * np.maximum(lo - y, 0.0) + (2.0 / a) * np.maximum(y - hi, 0.0)
 
 
 def coverage(lower: Any, upper: Any, y: Any) -> float:
@@ -258,7 +271,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _bayes_rows(fit: Any, test: pd.DataFrame, levels: tuple[float, ...], seed: int) -> list[pd.DataFrame]:
+def _bayes_rows(fit: Any, test: pd.DataFrame, levels: tuple[float, ...], seed: int,
+                method: str = "bayescale") -> list[pd.DataFrame]:
     from scipy.special import logsumexp
 
     pts = test[["N", "D", "U", "family"]]
@@ -266,6 +280,8 @@ def _bayes_rows(fit: Any, test: pd.DataFrame, levels: tuple[float, ...], seed: i
     log_obs = np.log(fit.predictive_draws(pts, kind="observation", seed=seed).values)
     log_mu = np.log(fit.predictive_draws(pts, kind="mean", seed=seed).values)
     sigma = np.asarray(fit.datatree["posterior"]["sigma"].values, dtype=np.float64).reshape(-1, 1)
+    # log_mu already carries the discrepancy draw (if any): the density is the likelihood
+    # around the law plus its error, averaged over both
     loglik = np.asarray(fit.spec.lik.dist(log_mu, sigma).log_prob(np.log(y)), dtype=np.float64)
     lpd = logsumexp(loglik, axis=0) - math.log(loglik.shape[0])
     frames = []
@@ -273,7 +289,22 @@ def _bayes_rows(fit: Any, test: pd.DataFrame, levels: tuple[float, ...], seed: i
         cols = _describe(logs, levels)
         cols["crps"] = crps(np.exp(logs), y)
         cols["log_score"] = lpd if kind == "observation" else np.full(y.shape, np.nan)
-        frames.append(_frame(test, "bayescale", kind, cols))
+        cols["pit"] = (logs < np.log(y)[None, :]).mean(axis=0)
+        frames.append(_frame(test, method, kind, cols))
+    return frames
+
+
+def _calibration_rows(fit: Any, test: pd.DataFrame, levels: tuple[float, ...], seed: int,
+                      designs: Sequence[str]) -> list[pd.DataFrame]:
+    """The fit's own predictions ("bayescale"), the plain model's ("plain") and, for each
+    extra design, the same internal evidence read through it ("bayescale:edge", ...)."""
+    frames = _bayes_rows(fit, test, levels, seed)
+    if fit.discrepancy is None:
+        return frames
+    frames += _bayes_rows(fit.with_discrepancy(None), test, levels, seed, method="plain")
+    for design in designs:
+        if design != fit.discrepancy.design:
+            frames += _bayes_rows(fit.with_discrepancy(design), test, levels, seed, method=f"bayescale:{design}")
     return frames
 
 
@@ -289,6 +320,7 @@ def _baseline_rows(boot: Any, test: pd.DataFrame, levels: tuple[float, ...], see
         cols = _describe(logs, levels)
         cols["crps"] = crps(np.exp(logs), y)
         cols["log_score"] = kde_log_density(logs, np.log(y)) if kind == "observation" else np.full(y.shape, np.nan)
+        cols["pit"] = (logs < np.log(y)[None, :]).mean(axis=0)
         cols["point"] = point
         frames.append(_frame(test, "huber", kind, cols))
     return frames
@@ -301,6 +333,10 @@ def _frame(test: pd.DataFrame, method: str, kind: str, cols: Mapping[str, np.nda
     for k, v in cols.items():
         out[k] = v
     out["rel_error"] = (out["median"] - out["loss"]) / out["loss"]
+    for col in list(out.columns):
+        if col.startswith("lower_"):
+            tag = col.removeprefix("lower_")
+            out[f"interval_score_{tag}"] = interval_score(out[col], out[f"upper_{tag}"], out["loss"], int(tag) / 100)
     return out
 
 
@@ -316,6 +352,9 @@ def _scores(pred: pd.DataFrame, levels: tuple[float, ...]) -> pd.DataFrame:
         for lev in levels:
             tag = round(100 * lev)
             rec[f"width_{tag}"] = float(((g[f"upper_{tag}"] - g[f"lower_{tag}"]) / g["median"]).mean()) if len(g) else np.nan
+        for lev in levels:
+            tag = round(100 * lev)
+            rec[f"interval_score_{tag}"] = float(g[f"interval_score_{tag}"].mean()) if len(g) else np.nan
         rec["crps"] = float(g["crps"].mean()) if len(g) else np.nan
         rec["log_score"] = float(g["log_score"].mean()) if len(g) and g["log_score"].notna().any() else np.nan
         rec["median_rel_error"] = float(g["rel_error"].abs().median()) if len(g) else np.nan
@@ -340,6 +379,7 @@ def backtest(
     workers: int | None = None,
     address: str | None = None,
     out: str | Any | None = None,
+    designs: Sequence[str] = (),
 ) -> Any:
     """Fit on the smaller-compute runs, predict the largest, and score the predictions.
 
@@ -389,6 +429,14 @@ def backtest(
         As for :func:`bayescale.sweep`: pool size; Ray cluster address.
     out : path, optional
         With several cut points: the JSON-lines file results stream to (resumable).
+    designs : sequence of str
+        With one cut point: also score these discrepancy designs (``"edge"``,
+        ``"constant"``, ...) as methods ``"bayescale:<design>"``, from the same fit and
+        the same internal leave-future-out evidence (``Fit.with_discrepancy``).
+
+    Methods scored: ``"bayescale"`` (the fit as made: by default with its learned
+    discrepancy, learned inside the training runs only), ``"plain"`` (the same
+    posterior without the discrepancy; only when the fit has one) and ``"huber"``.
 
     Returns
     -------
@@ -436,7 +484,7 @@ def backtest(
             raise ValueError(f"fit_kwargs may not set {bad!r}: it is an argument of backtest")
     t0 = time.perf_counter()
     fitted = bayes_fit(train.drop(columns=["row"]), law=law, **kwargs)
-    frames = _bayes_rows(fitted, test, levels, seed)
+    frames = _calibration_rows(fitted, test, levels, seed, designs)
     wall["bayescale"] = time.perf_counter() - t0
     unseen = sorted(set(test["family"]) - set(train["family"]))
     if unseen:
@@ -478,7 +526,7 @@ def backtest(
                 notes.append(f"no baseline for family {fam!r}: {why}")
                 for kind in ("observation", "mean"):
                     empty = {c: np.full(len(te), np.nan) for c in ["mean", "median", *_interval_columns(levels),
-                                                                    "crps", "log_score", "point"]}
+                                                                    "crps", "log_score", "pit", "point"]}
                     frames.append(_frame(te, "huber", kind, empty))
                 continue
             hf = fit_huber(tr, grid=bkw["grid"], delta=bkw.get("delta", 1e-3))

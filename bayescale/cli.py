@@ -172,6 +172,9 @@ def _fit_options(f: argparse.ArgumentParser) -> None:
                    help="instant approximate posterior (normal at the mode) instead of NUTS; labelled approximate")
     f.add_argument("--strict", action="store_true",
                    help="a fit that fails its diagnostics is an error: no file is written (exit 3)")
+    f.add_argument("--discrepancy", default="auto", choices=["auto", "centre", "edge", "constant", "none"],
+                   help="model discrepancy learned by internal leave-future-out (default auto = centre); "
+                        "none: the plain model")
 
 
 # ----------------------------------------------------------------- commands
@@ -243,7 +246,19 @@ def _summary_text(fit) -> str:
         f"tail {d.min_ess_tail:.0f}, {d.divergences} divergences)",
     ]
     lines += [f"  - {m}" for m in d.messages]
+    lines.append(_discrepancy_text(fit))
     return "\n".join(lines)
+
+
+def _discrepancy_text(fit) -> str:
+    disc = fit.discrepancy
+    if disc is None:
+        return "discrepancy: none (plain model: parameter and noise uncertainty only)"
+    q5, q50, q95 = disc.kappa_quantiles()
+    cuts = ", ".join(f"{f['n_train']}->{f['n_test']} runs" for f in disc.fits) or "none possible"
+    text = (f"discrepancy ({disc.design}): law error sd kappa = {q50:.4f} per decade of compute "
+            f"[90%: {q5:.4f}, {q95:.4f}] (log loss), learned by leave-future-out inside the runs ({cuts})")
+    return text + "".join(f"\n  - {n}" for n in disc.notes)
 
 
 def _pooling_text(fit) -> str:
@@ -272,6 +287,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         fixed=fixed or None, likelihood=args.likelihood, draws=args.draws, warmup=args.warmup,
         chains=args.chains, seed=args.seed, progress="auto" if args.progress is None else args.progress,
         columns=dict(args.column) or None, warn=False, strict=args.strict, approx=args.approx,
+        discrepancy=None if args.discrepancy == "none" else args.discrepancy,
     )
     path = fit.save(args.output)
     if args.json:
@@ -350,7 +366,12 @@ def _prediction_text(pred, intervals: Sequence[float], kind: str) -> str:
                 head += f"; {k}% [{r[f'lower_{k}']:.4f}, {r[f'upper_{k}']:.4f}]"
         if r["extrapolation"] > 0:
             head += f"; {r['extrapolation']:.2f} decades of compute beyond the data"
+        if "sd_model" in r:
+            head += (f"\n  uncertainty (sd of log loss): parameters {r['sd_parameter']:.4f}, noise {r['sd_noise']:.4f}, "
+                     f"model discrepancy {r['sd_model']:.4f}")
         lines.append(head)
+    if pred.attrs.get("discrepancy", "").startswith("none"):
+        lines.append("plain model (fitted with discrepancy=None): no allowance for the law's own error")
     return "\n".join(lines)
 
 
@@ -519,6 +540,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\npredicted loss of a 70B-parameter model trained on 1.4T tokens (Chinchilla's own run): "
           f"{r['median']:.3f} nats/token, 90% predictive interval [{r['lower']:.3f}, {r['upper']:.3f}] "
           f"({r['extrapolation']:.2f} decades of compute beyond the largest fitted run)")
+    print(f"where that uncertainty comes from (sd of log loss): parameters {r['sd_parameter']:.4f}, run-to-run "
+          f"noise {r['sd_noise']:.4f}, the law's own error that far out {r['sd_model']:.4f}")
     path = fit.save(out / "chinchilla_fit.nc")
     pred_path = out / "prediction_70B_1.4T.csv"
     from .io import atomic_write_text

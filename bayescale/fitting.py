@@ -226,10 +226,46 @@ class Fit:
     def __repr__(self) -> str:
         d = self.diagnose()
         approx = f" APPROXIMATE={self.approximate}" if self.approximate else ""
+        disc = self.discrepancy
+        cal = f"discrepancy={disc.design}" if disc is not None else "discrepancy=None (plain)"
         return (
             f"<Fit law={self.law} rows={self.data.n_rows} families={len(self.families)} "
-            f"draws={self.n_draws}{approx} diagnostics={'ok' if d.ok else 'FAILED'}>"
+            f"draws={self.n_draws}{approx} {cal} diagnostics={'ok' if d.ok else 'FAILED'}>"
         )
+
+    # ------------------------------------------------------------ discrepancy
+    @cached_property
+    def discrepancy(self):
+        """The learned model discrepancy (:class:`bayescale.discrepancy.Discrepancy`), or
+        ``None`` for a plain fit (``fit(..., discrepancy=None)``)."""
+        from .discrepancy import Discrepancy
+
+        text = self.datatree.attrs.get("discrepancy")
+        return Discrepancy.from_json(text) if text else None
+
+    def with_discrepancy(self, design: Any) -> Fit:
+        """The same posterior with another discrepancy design, or plain (``None``).
+
+        ``design`` re-reads the fit's internal leave-future-out evidence (no refit):
+        ``"centre"``, ``"edge"`` or ``"constant"`` (``bayescale.discrepancy``). A
+        :class:`~bayescale.discrepancy.Discrepancy` is used as given (e.g. one learned
+        on a larger table of runs).
+        """
+        from .discrepancy import DESIGNS, Discrepancy
+
+        dt = self.datatree.copy(deep=False)
+        dt.attrs = dict(self.datatree.attrs)
+        if design is None:
+            dt.attrs.pop("discrepancy", None)
+        elif isinstance(design, Discrepancy):
+            dt.attrs["discrepancy"] = design.to_json()
+        else:
+            if design not in DESIGNS:
+                raise DataError(f"discrepancy design must be one of {', '.join(DESIGNS)} or None, got {design!r}")
+            if self.discrepancy is None:
+                raise DataError("this fit was made with discrepancy=None: refit with discrepancy='auto' to learn one")
+            dt.attrs["discrepancy"] = self.discrepancy.with_design(design, np.log10(self.data.C)).to_json()
+        return Fit(self.spec, self.data, dt, self.sampler)
 
     # ------------------------------------------------------------------ draws
     @property
@@ -409,7 +445,35 @@ class Fit:
         if kind == "observation":
             noise = np.asarray(self.spec.lik.standard_noise(seed, logs.shape))
             logs = logs + sites["sigma"][:, None] * noise
+        if self.discrepancy is not None:
+            logs = logs + self.discrepancy.draws(np.log10(6.0 * N * D), logs.shape[0], seed)
         return logs
+
+    def uncertainty(self, new: Any, seed: int = 0) -> pd.DataFrame:
+        """Where a prediction's uncertainty comes from, per row, as sds of log loss
+        (about relative error): ``sd_parameter`` (the law's mean across posterior draws),
+        ``sd_noise`` (run-to-run noise of the likelihood), ``sd_model`` (the learned
+        discrepancy, 0 for a plain fit), ``sd_total`` (root sum of squares) and each
+        part's share of the total variance (``share_parameter``, ...)."""
+        from .inference import log_mean_draws
+
+        pts = self._points(new)
+        sites, idx = self._site_draws_for(list(pts["family"].astype(str)), seed)
+        N, D, U = (pts[c].to_numpy(np.float64) for c in ("N", "D", "U"))
+        mu = log_mean_draws(self.spec, sites, np.log(N), np.log(D), np.log(np.minimum(U, D)), idx)
+        z = np.asarray(self.spec.lik.standard_noise(seed, (max(mu.shape[0], 4000),)), np.float64)
+        var_par = mu.var(axis=0)
+        var_noise = np.full(len(pts), float(np.mean(sites["sigma"] ** 2) * z.var()))
+        disc = self.discrepancy
+        var_model = np.zeros(len(pts)) if disc is None else disc.sd(np.log10(6.0 * N * D)) ** 2
+        total = var_par + var_noise + var_model
+        out = pts[["N", "D", "U", "family"]].copy()
+        for name, var in (("parameter", var_par), ("noise", var_noise), ("model", var_model)):
+            out[f"sd_{name}"] = np.sqrt(var)
+        out["sd_total"] = np.sqrt(total)
+        for name, var in (("parameter", var_par), ("noise", var_noise), ("model", var_model)):
+            out[f"share_{name}"] = var / total
+        return out
 
     def predictive_draws(self, new: Any, kind: Literal["observation", "mean"] = "observation", seed: int = 0) -> xr.DataArray:
         """Posterior predictive draws of loss (nats/token), dims ``(sample, row)``.
@@ -444,11 +508,26 @@ class Fit:
         -------
         DataFrame
             The input columns plus ``mean``, ``median``, interval bounds (loss in
-            nats/token) and ``extrapolation`` (decades of compute C = 6ND beyond
-            the range of the fitted runs; 0 inside it).
+            nats/token), ``extrapolation`` (decades of compute C = 6ND beyond
+            the range of the fitted runs; 0 inside it) and the split of the
+            uncertainty as sds of log loss: ``sd_parameter``, ``sd_noise``,
+            ``sd_model`` (see :meth:`uncertainty`). ``attrs["discrepancy"]`` names
+            the discrepancy design, or ``"none (plain model)"``.
+
+        Notes
+        -----
+        A fit with a learned discrepancy (the default, ``fit(discrepancy="auto")``)
+        adds the law's own error, growing with the compute extrapolated, to both
+        kinds: ``"mean"`` is then the expected loss of a run at the point, not the
+        law's curve. ``fit.with_discrepancy(None)`` predicts from the plain model.
         """
         pts = self._points(new)
-        return self._summarise_draws(pts, self._log_draws(pts, kind, seed), interval, kind)
+        out = self._summarise_draws(pts, self._log_draws(pts, kind, seed), interval, kind)
+        parts = self.uncertainty(pts, seed)
+        for c in ("sd_parameter", "sd_noise", "sd_model"):
+            out[c] = parts[c].to_numpy() if kind == "observation" or c != "sd_noise" else 0.0
+        out.attrs["discrepancy"] = self.discrepancy.design if self.discrepancy is not None else "none (plain model)"
+        return out
 
     def _summarise_draws(self, pts: pd.DataFrame, logs: np.ndarray, interval: float | Sequence[float],
                          kind: str) -> pd.DataFrame:
@@ -594,6 +673,7 @@ def fit(
     warn: bool = True,
     strict: bool = False,
     approx: str | None = None,
+    discrepancy: str | None = "auto",
 ) -> Fit:
     """Fit a scaling law to a table of training runs with NUTS.
 
@@ -631,6 +711,14 @@ def fit(
         well under a second once compiled. Labelled approximate everywhere
         (``Fit.approximate``, ``diagnose().messages``, the CLI). Good for a first
         look with plenty of runs; hierarchical scales and far tails need NUTS.
+    discrepancy : {"auto", "centre", "edge", "constant", None}
+        The law's own error, growing with the compute extrapolated
+        (:mod:`bayescale.discrepancy`), learned by leave-future-out inside the runs:
+        two more fits of the same model on the smaller runs (shares
+        ``INTERNAL_HOLDOUTS`` held out), with the same compiled sampler. ``"auto"``
+        is the ``"centre"`` design; ``None`` keeps the plain model (parameter and
+        noise uncertainty only), labelled as such in predictions. It changes
+        predictions, never the posterior of the law's parameters.
 
     Returns
     -------
@@ -646,6 +734,10 @@ def fit(
 
     if approx not in (None, "laplace"):
         raise DataError(f"approx must be None or 'laplace', got {approx!r}")
+    from .discrepancy import DEFAULT_DESIGN, DESIGNS
+
+    if discrepancy is not None and discrepancy != "auto" and discrepancy not in DESIGNS:
+        raise DataError(f"discrepancy must be 'auto', one of {', '.join(DESIGNS)}, or None; got {discrepancy!r}")
 
     from .inference import SamplerConfig, build_spec, run_laplace, run_nuts
 
@@ -662,6 +754,12 @@ def fit(
         samples, extra = run_nuts(spec, data, cfg, progress=progress)
     result = Fit(spec, data, build_datatree(spec, data, samples, extra, seed), cfg)
     result.datatree.attrs["data_source"] = json.dumps(data_source(df))
+    if discrepancy is not None:
+        from .discrepancy import learn_discrepancy
+
+        design = DEFAULT_DESIGN if discrepancy == "auto" else discrepancy
+        learned = learn_discrepancy(spec, data, cfg, design=design, method="laplace" if approx else "nuts")
+        result.datatree.attrs["discrepancy"] = learned.to_json()
     if approx:
         result.datatree.attrs["approx_converged"] = "1" if extra["converged"] else "0"
         result.datatree.attrs["approx_message"] = str(extra["message"])

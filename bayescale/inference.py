@@ -335,14 +335,19 @@ def _with_family_fixed(spec: ModelSpec, name: str, rows: Any, fam_idx: Any) -> A
 
 
 def make_model(spec: ModelSpec):
-    """The numpyro model ``model(logN, logD, logU, fam_idx, log_y=None)``."""
+    """The numpyro model ``model(logN, logD, logU, fam_idx, log_y=None, obs_mask=None)``.
+
+    ``obs_mask`` (bool per row) leaves rows out of the likelihood without changing the
+    shapes, so a fit on a subset of the runs (the internal leave-future-out fits of
+    ``bayescale.discrepancy``) reuses the compiled sampler of the full table.
+    """
     import numpyro
 
     law = spec.law_obj
     lik = spec.lik
     n_fam = len(spec.families)
 
-    def model(logN, logD, logU, fam_idx, log_y=None):
+    def model(logN, logD, logU, fam_idx, log_y=None, obs_mask=None):
         sites = {}
         for p in law.params:
             if p.name in spec.fixed:
@@ -359,7 +364,8 @@ def make_model(spec: ModelSpec):
         sigma = numpyro.sample("sigma", spec.priors["sigma"].to_numpyro())
         mu = law.log_loss(law_params(spec, sites, fam_idx), logN, logD, logU)
         with numpyro.plate("row", logN.shape[0]):
-            numpyro.sample("log_loss", lik.dist(mu, sigma), obs=log_y)
+            d = lik.dist(mu, sigma)
+            numpyro.sample("log_loss", d if obs_mask is None else d.mask(obs_mask), obs=log_y)
 
     return model
 
@@ -481,8 +487,13 @@ def _build_sampler(spec: ModelSpec, cfg: SamplerConfig, progress: bool):
     return mcmc, jax_log_joint(model)
 
 
-def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: bool | str = "auto"):
-    """Sample the posterior; returns ``(samples_by_chain, extra_fields_by_chain)`` as numpy."""
+def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: bool | str = "auto",
+             obs_mask: np.ndarray | None = None):
+    """Sample the posterior; returns ``(samples_by_chain, extra_fields_by_chain)`` as numpy.
+
+    ``obs_mask`` (bool per row, default all) conditions on a subset of the rows with the
+    same compiled program as the whole table (the mask is always passed, so both share it).
+    """
     import jax
 
     if progress == "auto":
@@ -490,15 +501,16 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
     mcmc, log_joint = _sampler(spec, cfg, bool(progress))
     args = model_args(data)
     log_y = np.log(data.loss).astype(np.float32)
+    mask = np.ones(data.n_rows, bool) if obs_mask is None else np.asarray(obs_mask, bool)
     fields = ("diverging", "num_steps", "accept_prob", "energy")
     try:
-        mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y, extra_fields=fields)
+        mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y, obs_mask=mask, extra_fields=fields)
     except ValueError:
         # a kept sampler whose compiled functions were dropped by jax.clear_caches()
         # fails inside numpyro; a fresh one does not (a real error would recur and raise)
         _SAMPLERS.clear()
         mcmc, log_joint = _sampler(spec, cfg, bool(progress))
-        mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y, extra_fields=fields)
+        mcmc.run(jax.random.PRNGKey(cfg.seed), *args, log_y=log_y, obs_mask=mask, extra_fields=fields)
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     extra["log_joint"] = np.asarray(log_joint(mcmc.get_samples(), args, log_y)).reshape(cfg.chains, cfg.draws)
@@ -524,7 +536,7 @@ class LaplaceResult:
     message: str
 
 
-def laplace_mode(spec: ModelSpec, data: ScalingData, seed: int = 0) -> LaplaceResult:
+def laplace_mode(spec: ModelSpec, data: ScalingData, seed: int = 0, obs_mask: np.ndarray | None = None) -> LaplaceResult:
     """Find the posterior mode with L-BFGS-B (scipy) on numpyro's potential energy and
     its jitted gradient; Hessian by ``jax.hessian``. numpyro's ``initialize_model``
     supplies the potential and the unconstrained coordinates (the same ones NUTS
@@ -541,7 +553,8 @@ def laplace_mode(spec: ModelSpec, data: ScalingData, seed: int = 0) -> LaplaceRe
     model = make_model(spec)
     args = model_args(data)
     log_y = np.log(data.loss).astype(np.float32)
-    info = initialize_model(jax.random.PRNGKey(seed), model, model_args=args, model_kwargs={"log_y": log_y},
+    kwargs = {"log_y": log_y} if obs_mask is None else {"log_y": log_y, "obs_mask": np.asarray(obs_mask, bool)}
+    info = initialize_model(jax.random.PRNGKey(seed), model, model_args=args, model_kwargs=kwargs,
                             init_strategy=init_to_median(num_samples=15))
     flat0, unravel = ravel_pytree(info.param_info.z)
 
@@ -576,13 +589,13 @@ def laplace_mode(spec: ModelSpec, data: ScalingData, seed: int = 0) -> LaplaceRe
                          unravel=unravel, postprocess=postprocess, message=message)
 
 
-def run_laplace(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig):
+def run_laplace(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, obs_mask: np.ndarray | None = None):
     """Laplace approximation (``laplace_mode``): ``draws`` independent draws from the
     normal at the mode, pushed through the constraints. Same return shape as
     ``run_nuts`` with one chain; ``extra["converged"]`` as in ``LaplaceResult``."""
     import jax.numpy as jnp
 
-    lap = laplace_mode(spec, data, cfg.seed)
+    lap = laplace_mode(spec, data, cfg.seed, obs_mask)
     rng = np.random.default_rng(cfg.seed)
     if lap.cov is not None:
         zs = lap.mode + rng.standard_normal((cfg.draws, lap.mode.size)) @ np.linalg.cholesky(lap.cov).T

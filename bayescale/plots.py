@@ -15,6 +15,9 @@ nats/token. Bands are central posterior (predictive) intervals.
   against its alternatives; allocations and loss across budgets.
 - :func:`comparison_figure`, :func:`backtest_figure`: LOO / evidence scores;
   interval coverage and errors on held-out runs.
+- :func:`calibration_figure`: nominal against observed coverage of central
+  predictive intervals, one line per method (a fit's own internal
+  leave-future-out runs via :func:`fit_calibration`, or a backtest's).
 
 The forest is drawn here rather than with ``arviz_plots.plot_forest`` because
 it shows the paper-convention values (``A``, not the sampler's ``A_ref``),
@@ -518,6 +521,48 @@ def backtest_figure(result) -> Figure:
     return fig
 
 
+CALIBRATION_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def fit_calibration(fit, levels: Sequence[float] = CALIBRATION_LEVELS) -> pd.DataFrame:
+    """Coverage of the fit's internal leave-future-out runs (``bayescale.discrepancy``) at
+    nominal ``levels``: long table with columns method ("plain", "calibrated (in-sample)"),
+    level, observed; empty for a fit without a learned discrepancy."""
+    disc = fit.discrepancy
+    if disc is None or not len(disc.lfo):
+        return pd.DataFrame(columns=["method", "level", "observed"])
+    cov = disc.lfo_coverage(levels)
+    return pd.concat([
+        pd.DataFrame({"method": "plain", "level": cov["level"], "observed": cov["plain"]}),
+        pd.DataFrame({"method": f"with discrepancy ({disc.design}; in-sample)", "level": cov["level"],
+                      "observed": cov["calibrated"]}),
+    ], ignore_index=True)
+
+
+def calibration_figure(table: pd.DataFrame, title: str | None = None, ax: Any = None) -> Figure:
+    """Nominal against observed coverage of central predictive intervals.
+
+    ``table``: columns ``method``, ``level`` (nominal mass) and ``observed`` (share of runs
+    inside), e.g. from :func:`fit_calibration` or ``benchmarks/calibration.py``. On the
+    diagonal a method is calibrated; below it, its intervals are too narrow.
+    """
+    fig, ax = _axes(ax, (5.2, 4.6))
+    ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1, label="calibrated")
+    markers = iter("osD^v<>")
+    for method, g in table.groupby("method", sort=False):
+        g = g.sort_values("level")
+        ax.plot(g["level"], g["observed"], marker=next(markers, "o"), ms=4, lw=1.4, label=str(method))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("nominal coverage of the central predictive interval")
+    ax.set_ylabel("observed share of held-out runs inside")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    ax.set_title(title or "calibration on runs beyond the fitted ones", fontsize=10)
+    return fig
+
+
 def figure_set(fit, heldout: Any = None, seed: int = 0) -> Mapping[str, Figure]:
     """The figures a report shows for a fit, by name."""
     figs = {"loss_vs_compute": loss_vs_compute(fit, heldout=heldout, seed=seed),
@@ -525,4 +570,8 @@ def figure_set(fit, heldout: Any = None, seed: int = 0) -> Mapping[str, Figure]:
     if fit.spec.law_obj.uses_unique_tokens:
         figs["surface_epochs"] = loss_surface(fit, over="epochs", seed=seed)
     figs["forest"] = forest(fit, seed=seed)
+    cal = fit_calibration(fit)
+    if len(cal):
+        figs["calibration"] = calibration_figure(
+            cal, title="internal leave-future-out runs: nominal against observed coverage")
     return figs

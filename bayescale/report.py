@@ -110,6 +110,10 @@ _CAPTIONS = {
     "heldout": "Held-out runs against their predictive intervals.",
     "plan": "The plan's loss over posterior draws against the alternatives, and the risk along the isoFLOP line.",
     "frontier": "Compute-optimal allocation and loss across budgets, with posterior bands.",
+    "calibration": "Coverage of central predictive intervals on the fit's internal leave-future-out runs (the "
+                   "larger runs predicted by fits on the smaller ones): below the diagonal, intervals are too "
+                   "narrow. The plain line is out of sample; the discrepancy's line is in sample (kappa was "
+                   "learned on these runs). Out-of-sample checks on held-out runs: benchmarks/calibration.py.",
 }
 
 
@@ -187,6 +191,7 @@ def write_report(
         + (_figure("surface_epochs", figures["surface_epochs"], _CAPTIONS["surface_epochs"])
            if "surface_epochs" in figures else "")
     )
+    sections.append(_discrepancy_html(fit, pred, figures.get("calibration"), seed))
     if plan_budget is not None:
         budget = parse_quantity(plan_budget) if isinstance(plan_budget, str) else float(plan_budget)
         p = plan(fit, budget=budget, unique_tokens=unique_tokens, risk=risk, family=fam, seed=seed)
@@ -207,6 +212,31 @@ def write_report(
     )
     out = atomic_write_text(path, page)
     return Report(path=Path(out), figures=tuple(figures), diagnostics_ok=diag.ok, n_bytes=len(page.encode()))
+
+
+def _discrepancy_html(fit, pred: pd.DataFrame, calibration_png: str | None, seed: int) -> str:
+    """Where the predictions' uncertainty comes from, and the learned discrepancy."""
+    disc = fit.discrepancy
+    head = "<h2>Extrapolation: where the uncertainty comes from</h2>"
+    if disc is None:
+        return head + ('<div class="bad">Plain model (fitted with <code>discrepancy=None</code>): intervals carry '
+                       "parameter and noise uncertainty only, no allowance for the law's own error, which grows "
+                       "with the distance extrapolated.</div>")
+    q5, q50, q95 = disc.kappa_quantiles()
+    cuts = "; ".join(f"{f['n_train']} runs fitted, {f['n_test']} predicted" for f in disc.fits) or "none possible"
+    split = fit.uncertainty(pred[["N", "D", "family"]], seed=seed)
+    table = pd.DataFrame({"family": pred["family"], "budget": pred["budget"], "N": pred["N"], "D": pred["D"],
+                          "sd_parameter": split["sd_parameter"], "sd_noise": split["sd_noise"],
+                          "sd_model": split["sd_model"], "share_model": split["share_model"]})
+    text = (f"<p>Model discrepancy, design <code>{html.escape(disc.design)}</code>: the law's own error in log loss "
+            f"has sd kappa &times; d, d the decades of compute from the fitted runs' "
+            f"{'median' if disc.design == 'centre' else 'largest'} compute (10<sup>{disc.origin:.2f}</sup> FLOPs); "
+            f"kappa = {q50:.4f} per decade (90%: {q5:.4f} to {q95:.4f}), learned by leave-future-out inside "
+            f"the runs ({html.escape(cuts)}). The table splits each prediction's sd of log loss (about its "
+            "relative error) into parameters, run-to-run noise and the law's own error.</p>")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in disc.notes)
+    fig = _figure("calibration", calibration_png, _CAPTIONS["calibration"]) if calibration_png else ""
+    return head + text + (f"<ul>{notes}</ul>" if notes else "") + _table(table, index=False) + fig
 
 
 def _header(fit, title: str | None) -> str:

@@ -93,6 +93,7 @@ class _Evaluator:
     def __init__(self, fit, family: str | None, unique_tokens: Any, cost: CostModel | None,
                  noise: bool, seed: int) -> None:
         self.fit = fit
+        self.law = fit.law
         self.cost = cost if cost is not None else CostModel()
         if not isinstance(self.cost, CostModel):
             raise TypeError(f"cost must be a CostModel, got {type(cost).__name__}")
@@ -112,6 +113,13 @@ class _Evaluator:
             z = np.asarray(fit.spec.lik.standard_noise(seed, (self.S,)), np.float64)
             # one noise value per draw, common to every candidate: comparisons stay paired
             self.noise = self.sites64["sigma"] * z
+        # the learned discrepancy (bayescale.discrepancy): kappa_s z_s per draw, scaled by each
+        # candidate's distance in compute; one z per draw, common to every candidate, so a draw
+        # is one consistent law error and comparisons stay paired
+        self.discrepancy = fit.discrepancy
+        self.disc_unit = None
+        if self.discrepancy is not None:
+            self.disc_unit = self.discrepancy.unit_draws(self.S, seed + 31)
 
     def tokens(self, N: np.ndarray, budget: float) -> np.ndarray:
         return self.cost.tokens(N, budget)
@@ -129,7 +137,11 @@ class _Evaluator:
         ``precise``, else float32 (the coarse grid: ~4x faster)."""
         N = np.atleast_1d(np.asarray(N, np.float64))
         D = self.tokens(N, budget)
-        return self._eval(N, D, D if self.U is None else np.minimum(self.U, D), precise)
+        L = self._eval(N, D, D if self.U is None else np.minimum(self.U, D), precise)
+        if self.disc_unit is not None:
+            d = self.discrepancy.distance(np.log10(6.0 * N * D))
+            L = L * np.exp(d[:, None] * self.disc_unit[None, :]).astype(L.dtype)
+        return L
 
     def uses_unique_tokens(self, N: float, budget: float) -> bool:
         """Whether the law's loss depends on U at this allocation."""
@@ -162,6 +174,56 @@ class _Evaluator:
             vals = {k: np.broadcast_to(np.asarray(v, np.float64), (self.S, 1))[:, 0] for k, v in p.items()}
         vals.setdefault("beta", vals["alpha"])
         return {k: float(np.median(vals[k])) for k in ("A", "B", "alpha", "beta")}
+
+
+class _MixtureEvaluator:
+    """A model average's loss draws (``bayescale.average``): each draw comes from one fit,
+    picked with that fit's weight, as ``ModelAverage.predictive_draws`` mixes predictions;
+    the picks are fixed once, so every candidate sees the same mixture draw by draw."""
+
+    def __init__(self, avg, family: str | None, unique_tokens: Any, cost: CostModel | None,
+                 noise: bool, seed: int) -> None:
+        names = [n for n, w in avg.weights.items() if w > 0]
+        self.parts = [_Evaluator(avg.fits[n], family, unique_tokens, cost, noise, seed) for n in names]
+        first = self.parts[0]
+        self.fit = first.fit
+        self.law = "average(" + ", ".join(f"{n} {avg.weights[n]:.2f}" for n in names) + ")"
+        self.cost, self.family, self.U, self.kind = first.cost, first.family, first.U, first.kind
+        self.S = max(ev.S for ev in self.parts)
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xA7E]))
+        w = np.array([avg.weights[n] for n in names])
+        which = rng.choice(len(names), size=self.S, p=w / w.sum())
+        # each fit's draws without replacement while it has enough: a fit of weight 1 keeps its own draws
+        self.picks = []
+        for j, ev in enumerate(self.parts):
+            cols = np.flatnonzero(which == j)
+            self.picks.append((cols, rng.choice(ev.S, size=cols.size, replace=cols.size > ev.S)))
+
+    def tokens(self, N: np.ndarray, budget: float) -> np.ndarray:
+        return self.parts[0].tokens(N, budget)
+
+    def mix(self, per_part: Sequence[np.ndarray]) -> np.ndarray:
+        """Assemble (K, S_part) arrays, one per fit, into the mixture's (K, S)."""
+        out = np.empty((per_part[0].shape[0], self.S), dtype=per_part[0].dtype)
+        for (cols, rows), L in zip(self.picks, per_part, strict=True):
+            out[:, cols] = L[:, rows]
+        return out
+
+    def loss(self, N: Any, budget: float, precise: bool = True) -> np.ndarray:
+        return self.mix([ev.loss(N, budget, precise) for ev in self.parts])
+
+    def uses_unique_tokens(self, N: float, budget: float) -> bool:
+        return any(ev.uses_unique_tokens(N, budget) for ev in self.parts)
+
+    def closed_form_params(self) -> None:
+        return None  # no closed-form optimum for a mixture of laws
+
+
+def _evaluator(fit, family: str | None, unique_tokens: Any, cost: CostModel | None, noise: bool,
+               seed: int) -> _Evaluator | _MixtureEvaluator:
+    if hasattr(fit, "fits") and hasattr(fit, "weights"):  # a bayescale.ModelAverage
+        return _MixtureEvaluator(fit, family, unique_tokens, cost, noise, seed)
+    return _Evaluator(fit, family, unique_tokens, cost, noise, seed)
 
 
 @dataclass(frozen=True)
@@ -344,7 +406,7 @@ def _make_plan(ev: _Evaluator, budget: float, risk: RiskMeasure, s: _Search) -> 
         notes.append(f"the best model size lies at the edge of the searched range ({s.grid[0]:.3g}-{s.grid[-1]:.3g} "
                      "parameters): the risk keeps falling beyond it; widen n_range")
     if ev.U is not None and D / U > 1 + 1e-9 and not ev.uses_unique_tokens(s.N, budget):
-        notes.append(f"law {ev.fit.law!r} ignores unique tokens: it treats {D / U:.3g} epochs of repeated data as "
+        notes.append(f"law {ev.law!r} ignores unique tokens: it treats {D / U:.3g} epochs of repeated data as "
                      "fresh; plan with a data-constrained law (data_constrained) to price repetition")
     if extrapolation > 1:
         notes.append(f"the plan lies {extrapolation:.2f} decades of compute beyond the fitted runs: it rests on the "
@@ -354,7 +416,7 @@ def _make_plan(ev: _Evaluator, budget: float, risk: RiskMeasure, s: _Search) -> 
         N=s.N, D=D, epochs=D / U, unique_tokens=ev.U, budget=budget, risk=risk.name, risk_value=s.risk_value,
         loss_mean=float(loss.mean()), loss_quantiles=dict(zip(LOSS_QUANTILES, np.quantile(loss, LOSS_QUANTILES),
                                                               strict=True)),
-        alternatives=alternatives, candidates=candidates, law=ev.fit.law, family=ev.family, kind=ev.kind,
+        alternatives=alternatives, candidates=candidates, law=ev.law, family=ev.family, kind=ev.kind,
         cost=ev.cost, extrapolation=extrapolation, loss_draws=loss,
         optimum_draws=_per_draw_optimum(s.grid, s.grid_loss), notes=tuple(notes),
     )
@@ -428,7 +490,7 @@ def plan(
     >>> p = bs.plan(fit, budget=1e23, unique_tokens=4e11, risk="cvar:0.9")  # doctest: +SKIP
     >>> p.N, p.D, p.epochs, p.alternatives  # doctest: +SKIP
     """
-    ev = _Evaluator(fit, family, unique_tokens, cost, noise, seed)
+    ev = _evaluator(fit, family, unique_tokens, cost, noise, seed)
     rm = risk_measure(risk)
     C = _check_budget(budget, money, ev.cost)
     n = _check_n(n_candidates)
@@ -485,7 +547,7 @@ def frontier(
     values = [_quantity("budget", b) for b in np.atleast_1d(np.asarray(budgets, dtype=object))]
     if not values:
         raise DataError("frontier needs at least one budget")
-    ev = _Evaluator(fit, family, unique_tokens, cost, noise, seed)
+    ev = _evaluator(fit, family, unique_tokens, cost, noise, seed)
     rm = risk_measure(risk)
     n = _check_n(n_candidates)
     lo_q, hi_q = (1 - interval) / 2, (1 + interval) / 2
@@ -500,7 +562,7 @@ def frontier(
                      *nq, *dq, p.training_flops, p.inference_flops, p.extrapolation])
         notes += [f"{C:.3g} FLOPs: {x}" for x in p.notes]
     frame = pd.DataFrame(rows, columns=list(FRONTIER_COLUMNS))
-    frame.attrs.update({"law": fit.law, "family": ev.family, "risk": rm.name, "interval": float(interval),
+    frame.attrs.update({"law": ev.law, "family": ev.family, "risk": rm.name, "interval": float(interval),
                         "cost_model": ev.cost.describe(), "unique_tokens": ev.U, "kind": ev.kind,
                         "units": {"loss": "nats/token", "budget": "FLOPs"}, "notes": notes})
     return frame
@@ -559,7 +621,7 @@ def budget_for(
         raise DataError(f"probability must be in (0, 1), got {probability!r}")
     if not (0 < rtol < 1):
         raise DataError(f"rtol must be in (0, 1), got {rtol!r}")
-    ev = _Evaluator(fit, family, unique_tokens, cost, noise, seed)
+    ev = _evaluator(fit, family, unique_tokens, cost, noise, seed)
     C_max = _quantity("max_budget", max_budget)
     n = _check_n(n_candidates)
     rm = quantile(p, method="inverted_cdf")  # Q_p <= target exactly when P(loss <= target) >= p
@@ -608,6 +670,9 @@ def budget_for(
 
 def _irreducible(ev: _Evaluator) -> np.ndarray | None:
     """Posterior draws of E for the planned family, for laws with an irreducible loss E."""
+    if isinstance(ev, _MixtureEvaluator):
+        parts = [_irreducible(p) for p in ev.parts]
+        return None if any(x is None for x in parts) else ev.mix([x[None, :] for x in parts])[0]
     if "E" not in ev.fit.spec.law_obj.param_names:
         return None
     from ..inference import law_params

@@ -1,0 +1,336 @@
+"""Model discrepancy: the law's own error, growing with the compute extrapolated.
+
+A posterior of a scaling law carries two sources of uncertainty, its parameters and the
+run-to-run noise. Far from the runs it was fitted on, a third dominates: the law is only
+approximately the right curve, and its error grows with the distance extrapolated
+(Kennedy and O'Hagan 2001 call this term model discrepancy). bayescale models it as
+
+    log L(x) = log L_law(x; theta) + delta(x) + noise,    delta(x) ~ Normal(0, (kappa d(x))^2),
+
+where ``d(x)`` is a distance in decades of training compute C = 6ND from the fitted runs
+(the *design*, below) and ``kappa`` (log loss per decade, so roughly relative error per
+decade) has a HalfNormal prior of scale ``KAPPA_PRIOR_SCALE``. ``kappa`` cannot be learned
+from the fitted runs' residuals (inside the data the law fits by construction), so it is
+learned the way it is used: by leave-future-out *inside the training runs*. The runs are
+cut by compute at the shares ``INTERNAL_HOLDOUTS``; for each cut the same model is refitted
+on the smaller runs (the same compiled sampler, with the larger runs masked out of the
+likelihood) and predicts the larger ones. Each internal held-out run i gives a residual
+``r_i = log y_i - E[log y_i]`` under the plain posterior predictive, with predictive
+variance ``v_i``, and with a Gaussian approximation of that predictive
+
+    p(r | kappa) = prod_i Normal(r_i; 0, v_i + kappa^2 d_i^2),
+
+evaluated on a grid of kappa (one dimension: a grid is exact enough and needs no sampler),
+times the prior, gives the posterior of kappa. Predictions then add ``delta`` with kappa
+drawn from that posterior, a scale mixture of normals with heavier tails than either.
+
+Designs of ``d(x)`` (compared by ``benchmarks/calibration.py``):
+
+* ``"centre"`` (default): decades of compute above the training runs' median compute,
+  ``max(0, log10 C - median log10 C_train)``. The law is pinned where the runs are dense;
+  its error is already non-zero at the largest runs (which the fit weighs no more than
+  any other) and keeps growing beyond them.
+* ``"edge"``: decades beyond the largest training compute, zero inside the data, the
+  form the extrapolation distance of ``Fit.predict`` reports.
+* ``"constant"``: ``d = 1`` everywhere, an inflation of the noise learned by the same
+  leave-future-out, not growing with distance (the comparison point: a fudge factor).
+
+The distance is in compute alone, so at a fixed budget every allocation of N and D has the
+same discrepancy: it widens a plan's loss and its risk, but the choice of N against D
+comes from the exponents' posterior, not from this term.
+
+Caveats, said plainly: held-out runs of one internal cut share one extrapolation error, so
+treating them as independent makes kappa's posterior narrower than the data warrant (its
+centre is the usual moment estimate); the Gaussian approximation of a Student-t predictive
+is mildest where it matters, far out, where the discrepancy dominates the noise; the
+internal fits use the full table's reference scales and priors, which depend on the larger
+runs' N, D and U, never on their loss. The grid posterior is written here by hand: it is
+twenty lines of numpy and no library fits a one-parameter variance component on a grid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DESIGNS", "Discrepancy", "distance", "learn_discrepancy"]
+
+DESIGNS: tuple[str, ...] = ("centre", "edge", "constant")
+DEFAULT_DESIGN = "centre"
+#: Shares of the training runs (by compute) held out by the internal leave-future-out fits.
+INTERNAL_HOLDOUTS: tuple[float, ...] = (0.2, 0.4)
+#: HalfNormal scale of kappa, log loss per decade of compute: 5% per decade is a large law error.
+KAPPA_PRIOR_SCALE = 0.05
+#: Fewest runs an internal fit conditions on, and fewest it predicts.
+MIN_INTERNAL_TRAIN = 8
+MIN_INTERNAL_TEST = 2
+_GRID = np.concatenate([[0.0], np.geomspace(1e-5, 1.0, 400)])
+_LFO_COLUMNS = ("cut", "row", "family", "log10_C", "origin_centre", "origin_edge", "residual", "variance", "pit")
+
+
+def distance(design: str, log10_C: Any, origin: float) -> np.ndarray:
+    """Distance ``d(x)`` in decades of compute for a design.
+
+    Parameters
+    ----------
+    design : {"centre", "edge", "constant"}
+    log10_C : array_like
+        log10 of training compute C = 6ND (FLOPs) of the points predicted.
+    origin : float
+        log10 FLOPs the distance counts from: the training runs' median (``"centre"``) or
+        largest (``"edge"``) compute; ignored by ``"constant"``.
+    """
+    x = np.asarray(log10_C, dtype=np.float64)
+    if design == "constant":
+        return np.ones_like(x)
+    if design not in DESIGNS:
+        raise ValueError(f"discrepancy design must be one of {', '.join(DESIGNS)}, got {design!r}")
+    return np.maximum(x - float(origin), 0.0)
+
+
+def origin_of(design: str, log10_C_train: Any) -> float:
+    """Where the design's distance starts, from the training runs' log10 compute."""
+    x = np.asarray(log10_C_train, dtype=np.float64)
+    return float(np.median(x)) if design == "centre" else float(np.max(x))
+
+
+def _halfnormal_logpdf(k: np.ndarray, scale: float) -> np.ndarray:
+    return -0.5 * (k / scale) ** 2 + math.log(math.sqrt(2.0 / math.pi) / scale)
+
+
+def kappa_posterior(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_PRIOR_SCALE) -> np.ndarray:
+    """Posterior weights of kappa on the grid ``Discrepancy.grid()`` from internal LFO records."""
+    k = _GRID
+    widths = np.gradient(k)
+    logw = _halfnormal_logpdf(k, prior_scale) + np.log(widths)
+    if len(lfo):
+        origins = lfo["origin_centre"] if design == "centre" else lfo["origin_edge"]
+        d = distance(design, lfo["log10_C"].to_numpy(), 0.0) if design == "constant" else np.maximum(
+            lfo["log10_C"].to_numpy() - origins.to_numpy(), 0.0)
+        r = lfo["residual"].to_numpy(np.float64)
+        v = lfo["variance"].to_numpy(np.float64)
+        var = v[None, :] + (k[:, None] * d[None, :]) ** 2
+        logw = logw + (-0.5 * (np.log(2 * math.pi * var) + r[None, :] ** 2 / var)).sum(axis=1)
+    w = np.exp(logw - logw.max())
+    return w / w.sum()
+
+
+@dataclass(frozen=True, eq=False)
+class Discrepancy:
+    """The learned discrepancy of a fit: design, kappa's posterior and its evidence.
+
+    Attributes
+    ----------
+    design : str
+        ``"centre"``, ``"edge"`` or ``"constant"`` (module docstring).
+    origin : float
+        log10 FLOPs the distance counts from, for this fit's runs.
+    weights : numpy.ndarray
+        Posterior weights of kappa on ``grid()`` (log loss per decade of compute).
+    prior_scale : float
+        HalfNormal scale of kappa's prior.
+    lfo : DataFrame
+        One row per internal held-out run: cut (share held out), row (in the fitted
+        table), family, log10_C, origin_centre / origin_edge (the internal training runs'
+        median and largest log10 compute), residual and variance of log loss under the
+        plain posterior predictive of the internal fit, pit (its predictive CDF at the run).
+    fits : tuple of dict
+        Per internal cut: share, n_train, n_test, divergences, seconds.
+    notes : tuple of str
+    """
+
+    design: str
+    origin: float
+    weights: np.ndarray = field(repr=False)
+    prior_scale: float = KAPPA_PRIOR_SCALE
+    lfo: pd.DataFrame = field(repr=False, default_factory=lambda: pd.DataFrame(columns=list(_LFO_COLUMNS)))
+    fits: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.design not in DESIGNS:
+            raise ValueError(f"discrepancy design must be one of {', '.join(DESIGNS)}, got {self.design!r}")
+        w = np.asarray(self.weights, dtype=np.float64)
+        if w.shape != _GRID.shape or not np.isfinite(w).all() or (w < 0).any() or not math.isclose(w.sum(), 1.0,
+                                                                                                   rel_tol=1e-6):
+            raise ValueError("discrepancy weights must be a probability vector over the kappa grid")
+        w.setflags(write=False)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "fits", tuple(dict(f) for f in self.fits))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+    @staticmethod
+    def grid() -> np.ndarray:
+        """The kappa grid (log loss per decade of compute): 0 and 400 log-spaced values 1e-5..1."""
+        return _GRID.copy()
+
+    @classmethod
+    def from_lfo(cls, design: str, lfo: pd.DataFrame, log10_C_train: Any, prior_scale: float = KAPPA_PRIOR_SCALE,
+                 fits: Sequence[Mapping[str, Any]] = (), notes: Sequence[str] = ()) -> Discrepancy:
+        """kappa's posterior for ``design`` from internal leave-future-out records."""
+        return cls(design=design, origin=origin_of(design, log10_C_train),
+                   weights=kappa_posterior(design, lfo, prior_scale), prior_scale=prior_scale,
+                   lfo=lfo.reset_index(drop=True), fits=tuple(dict(f) for f in fits), notes=tuple(notes))
+
+    def with_design(self, design: str, log10_C_train: Any) -> Discrepancy:
+        """The same internal leave-future-out evidence read through another design."""
+        return Discrepancy.from_lfo(design, self.lfo, log10_C_train, self.prior_scale, self.fits, self.notes)
+
+    # ------------------------------------------------------------------ kappa
+    def kappa_quantiles(self, q: Sequence[float] = (0.05, 0.5, 0.95)) -> np.ndarray:
+        """Posterior quantiles of kappa (log loss per decade of compute)."""
+        cdf = np.cumsum(self.weights)
+        return _GRID[np.minimum(np.searchsorted(cdf, np.asarray(q, dtype=np.float64)), _GRID.size - 1)]
+
+    @property
+    def kappa_rms(self) -> float:
+        """sqrt(E[kappa^2]): the discrepancy's sd per decade of distance."""
+        return float(np.sqrt(np.sum(self.weights * _GRID ** 2)))
+
+    def distance(self, log10_C: Any) -> np.ndarray:
+        """Decades of compute from this fit's origin (the design's ``d(x)``)."""
+        return distance(self.design, log10_C, self.origin)
+
+    def sd(self, log10_C: Any) -> np.ndarray:
+        """The discrepancy's sd of log loss at given compute: ``sqrt(E[kappa^2]) d(x)``."""
+        return self.kappa_rms * self.distance(log10_C)
+
+    def draws(self, log10_C: Any, n_draws: int, seed: int = 0, shared: bool = False) -> np.ndarray:
+        """Draws of delta(x), shape ``(n_draws, len(log10_C))``, log-loss units.
+
+        ``shared=False``: independent per point (the marginal of each point, for its
+        interval); ``shared=True``: one standard normal per draw scaled by ``kappa d(x)``,
+        so a draw is one consistent law error across points (for plans over candidates).
+        """
+        d = self.distance(np.atleast_1d(log10_C))
+        if shared:
+            return self.unit_draws(n_draws, seed)[:, None] * d[None, :]
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xD15C]))
+        kappa = rng.choice(_GRID, size=n_draws, p=self.weights)
+        return kappa[:, None] * rng.standard_normal((n_draws, d.size)) * d[None, :]
+
+    def unit_draws(self, n_draws: int, seed: int = 0) -> np.ndarray:
+        """``kappa_s z_s`` per draw (kappa from its posterior, z standard normal): the law
+        error per decade of distance, one value per draw, shape ``(n_draws,)``."""
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xD15D]))
+        return rng.choice(_GRID, size=n_draws, p=self.weights) * rng.standard_normal(n_draws)
+
+    # --------------------------------------------------------------- coverage
+    def lfo_coverage(self, levels: Sequence[float]) -> pd.DataFrame:
+        """Coverage of central predictive intervals at ``levels`` on the internal held-out
+        runs: plain (from the internal fits' own draws) and with this discrepancy (Gaussian
+        approximation, kappa from this posterior; in-sample, since kappa was learned there)."""
+        from scipy.stats import norm
+
+        rows = []
+        if not len(self.lfo):
+            return pd.DataFrame(columns=["level", "plain", "calibrated", "n"])
+        pit = self.lfo["pit"].to_numpy(np.float64)
+        r = self.lfo["residual"].to_numpy(np.float64)
+        v = self.lfo["variance"].to_numpy(np.float64)
+        origin_col = self.lfo["origin_centre"] if self.design == "centre" else self.lfo["origin_edge"]
+        d = distance(self.design, self.lfo["log10_C"].to_numpy(), 0.0) if self.design == "constant" else np.maximum(
+            self.lfo["log10_C"].to_numpy() - origin_col.to_numpy(), 0.0)
+        sd = np.sqrt(v[None, :] + (_GRID[:, None] * d[None, :]) ** 2)
+        cal_pit = (self.weights[:, None] * norm.cdf(r[None, :] / sd)).sum(axis=0)
+        for lev in levels:
+            half = float(lev) / 2
+            rows.append({"level": float(lev), "plain": float(np.mean(np.abs(pit - 0.5) <= half)),
+                         "calibrated": float(np.mean(np.abs(cal_pit - 0.5) <= half)), "n": int(pit.size)})
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------- persistence
+    def to_json(self) -> str:
+        return json.dumps({
+            "design": self.design, "origin": self.origin, "weights": self.weights.tolist(),
+            "prior_scale": self.prior_scale, "lfo": self.lfo[list(_LFO_COLUMNS)].to_dict(orient="list"),
+            "fits": list(self.fits), "notes": list(self.notes),
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> Discrepancy:
+        d = json.loads(text)
+        return cls(design=d["design"], origin=float(d["origin"]), weights=np.asarray(d["weights"]),
+                   prior_scale=float(d["prior_scale"]), lfo=pd.DataFrame(d["lfo"], columns=list(_LFO_COLUMNS)),
+                   fits=tuple(d["fits"]), notes=tuple(d["notes"]))
+
+    def summary(self) -> dict[str, Any]:
+        """kappa's posterior median and 90% interval, the LFO evidence behind it, notes."""
+        q5, q50, q95 = self.kappa_quantiles()
+        return {"design": self.design, "kappa_q5": float(q5), "kappa_median": float(q50), "kappa_q95": float(q95),
+                "kappa_rms": self.kappa_rms, "origin_log10_C": self.origin, "n_lfo_runs": int(len(self.lfo)),
+                "internal_fits": list(self.fits), "notes": list(self.notes)}
+
+
+def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESIGN,
+                      holdouts: Sequence[float] = INTERNAL_HOLDOUTS, method: str = "nuts",
+                      prior_scale: float = KAPPA_PRIOR_SCALE) -> Discrepancy:
+    """Learn kappa by leave-future-out inside the fitted runs (module docstring).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The fitted model; the internal fits use it unchanged.
+    data : ScalingData
+        The fitted runs.
+    cfg : SamplerConfig
+        The fit's sampler settings (same draws and chains: same compiled sampler);
+        each internal fit uses seed ``cfg.seed + 1 + k``.
+    design : str
+    holdouts : sequence of float
+        Shares of the runs (by compute C = 6ND) held out per internal fit.
+    method : {"nuts", "laplace"}
+        As the fit: an approximate fit learns from approximate internal fits.
+    prior_scale : float
+        HalfNormal scale of kappa.
+    """
+    import time
+    from dataclasses import replace
+
+    from .backtesting import split
+    from .inference import log_mean_draws, model_args, run_laplace, run_nuts
+
+    log10_C = np.log10(data.C)
+    logN, logD, logU, fam = model_args(data)
+    records: list[pd.DataFrame] = []
+    fits: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for k, h in enumerate(holdouts):
+        train, test, _ = split(data, h, "compute")
+        if train.size < MIN_INTERNAL_TRAIN or test.size < MIN_INTERNAL_TEST:
+            notes.append(f"internal cut {h:g}: {train.size} runs to fit, {test.size} to predict; skipped")
+            continue
+        mask = np.zeros(data.n_rows, bool)
+        mask[train] = True
+        sub = replace(cfg, seed=cfg.seed + 1 + k)
+        t0 = time.perf_counter()
+        if method == "laplace":
+            samples, extra = run_laplace(spec, data, sub, obs_mask=mask)
+        else:
+            samples, extra = run_nuts(spec, data, sub, progress=False, obs_mask=mask)
+        flat = {s: v.reshape((-1,) + v.shape[2:]) for s, v in samples.items()}
+        mu = log_mean_draws(spec, flat, logN[test], logD[test], logU[test], fam[test])
+        noise = np.asarray(spec.lik.standard_noise(cfg.seed + 101 + k, mu.shape))
+        x = mu + flat["sigma"][:, None] * noise
+        y = np.log(data.loss[test])
+        div = int(np.asarray(extra["diverging"]).sum())
+        fits.append({"holdout": float(h), "n_train": int(train.size), "n_test": int(test.size),
+                     "divergences": div, "wall_s": round(time.perf_counter() - t0, 3)})
+        if div:
+            notes.append(f"internal fit at cut {h:g} had {div} divergent transitions")
+        records.append(pd.DataFrame({
+            "cut": float(h), "row": test, "family": [data.families[i] for i in data.family_idx[test]],
+            "log10_C": log10_C[test], "origin_centre": float(np.median(log10_C[train])),
+            "origin_edge": float(np.max(log10_C[train])), "residual": y - x.mean(axis=0),
+            "variance": x.var(axis=0), "pit": (x < y[None, :]).mean(axis=0),
+        }))
+    lfo = pd.concat(records, ignore_index=True) if records else pd.DataFrame(columns=list(_LFO_COLUMNS))
+    if not records:
+        notes.append("no internal leave-future-out fit was possible: kappa is its prior alone")
+    return Discrepancy.from_lfo(design, lfo, log10_C, prior_scale, fits, notes)

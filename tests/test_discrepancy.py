@@ -1,0 +1,283 @@
+"""Model discrepancy (bayescale.discrepancy): the law's own error, learned by internal
+leave-future-out, in predictions, plans, backtests, files and the CLI."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale.backtesting import interval_score
+from bayescale.discrepancy import (
+    DESIGNS,
+    KAPPA_PRIOR_SCALE,
+    Discrepancy,
+    distance,
+    kappa_posterior,
+)
+
+
+def _records(kappa: float, n: int, seed: int = 0, design_cols: bool = True) -> pd.DataFrame:
+    """Synthetic internal LFO records drawn from the model itself: r ~ N(0, v + kappa^2 d^2)."""
+    rng = np.random.default_rng(seed)
+    log10_C = rng.uniform(20.0, 21.5, n)
+    origin = 20.0
+    v = np.full(n, 0.004 ** 2)
+    d = log10_C - origin
+    r = rng.normal(0.0, np.sqrt(v + (kappa * d) ** 2))
+    return pd.DataFrame({"cut": 0.2, "row": np.arange(n), "family": "f", "log10_C": log10_C,
+                         "origin_centre": origin, "origin_edge": origin + 0.5, "residual": r, "variance": v,
+                         "pit": 0.5})
+
+
+# ----------------------------------------------------------------------------- pure pieces
+
+
+def test_distance_by_hand():
+    x = np.array([19.0, 20.0, 21.5])
+    assert np.allclose(distance("centre", x, 20.0), [0.0, 0.0, 1.5])
+    assert np.allclose(distance("edge", x, 21.0), [0.0, 0.0, 0.5])
+    assert np.allclose(distance("constant", x, 123.0), [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="design"):
+        distance("quadratic", x, 0.0)
+
+
+def test_interval_score_by_hand():
+    # inside: the width; below by 0.1 at 90%: width + 2/0.1 * 0.1 = width + 2
+    assert interval_score(1.0, 2.0, 1.5, 0.9) == pytest.approx(1.0)
+    assert interval_score(1.0, 2.0, 0.9, 0.9) == pytest.approx(1.0 + 2.0)
+    assert interval_score(1.0, 2.0, 2.5, 0.5) == pytest.approx(1.0 + 4 * 0.5)
+
+
+def test_prior_alone_is_the_half_normal():
+    w = kappa_posterior("centre", _records(0.01, 0).iloc[:0])
+    d = Discrepancy(design="centre", origin=20.0, weights=w)
+    # HalfNormal(s): median s * 0.6745, E[k^2] = s^2; the grid's resolution is ~2% per step
+    assert d.kappa_quantiles([0.5])[0] == pytest.approx(0.6745 * KAPPA_PRIOR_SCALE, rel=0.04)
+    assert d.kappa_rms == pytest.approx(KAPPA_PRIOR_SCALE, rel=0.03)
+
+
+@pytest.mark.parametrize("kappa", [0.004, 0.02])
+def test_kappa_posterior_recovers_the_simulated_scale(kappa):
+    # n = 4000 records: the relative sd of kappa's estimate is about 1/sqrt(2n) ~ 1.1% (plus the
+    # known variance part), so 6% is > 5 standard errors; the grid steps are ~2.3%
+    lfo = _records(kappa, 4000, seed=1)
+    d = Discrepancy.from_lfo("centre", lfo, log10_C_train=[19.0, 20.0, 21.0])
+    assert d.kappa_quantiles([0.5])[0] == pytest.approx(kappa, rel=0.06)
+    q5, q95 = d.kappa_quantiles([0.05, 0.95])
+    assert q5 < kappa * 1.03 and q95 > kappa * 0.97
+
+
+def test_draws_have_the_posterior_scale():
+    lfo = _records(0.01, 2000, seed=2)
+    d = Discrepancy.from_lfo("centre", lfo, log10_C_train=[19.0, 20.0, 21.0])
+    x = np.array([19.5, 21.0, 22.0])  # distances 0, 1, 2 decades from the median 20
+    S = 40_000
+    for shared in (False, True):
+        delta = d.draws(x, S, seed=3, shared=shared)
+        assert delta.shape == (S, 3)
+        assert np.all(delta[:, 0] == 0.0)
+        # sd of a normal scale mixture is kappa_rms * d; the MC relative error of an sd from
+        # 40,000 draws of a near-normal is ~0.4%, so 3% is generous
+        assert delta[:, 1].std() == pytest.approx(d.kappa_rms, rel=0.03)
+        assert delta[:, 2].std() == pytest.approx(2 * d.kappa_rms, rel=0.03)
+    shared = d.draws(x, S, seed=3, shared=True)
+    assert np.allclose(shared[:, 2], 2 * shared[:, 1])  # one law error per draw, scaled by distance
+
+
+def test_discrepancy_round_trips_and_validates():
+    lfo = _records(0.01, 50, seed=4)
+    d = Discrepancy.from_lfo("edge", lfo, log10_C_train=[19.0, 20.0, 21.0], fits=[{"holdout": 0.2}],
+                             notes=["a note"])
+    back = Discrepancy.from_json(d.to_json())
+    assert back.design == "edge" and back.origin == pytest.approx(21.0)
+    assert np.allclose(back.weights, d.weights)
+    assert back.fits == d.fits and back.notes == ("a note",)
+    pd.testing.assert_frame_equal(back.lfo, d.lfo, check_dtype=False)
+    assert d.with_design("centre", [19.0, 20.0, 21.0]).origin == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="probability"):
+        Discrepancy(design="centre", origin=0.0, weights=np.ones(3))
+    with pytest.raises(ValueError, match="design"):
+        Discrepancy(design="nope", origin=0.0, weights=d.weights)
+
+
+def test_lfo_coverage_reads_the_pit():
+    lfo = _records(0.01, 10, seed=5)
+    lfo["pit"] = [0.5, 0.5, 0.5, 0.5, 0.3, 0.7, 0.01, 0.99, 0.02, 0.5]
+    d = Discrepancy.from_lfo("centre", lfo, log10_C_train=[20.0])
+    cov = d.lfo_coverage([0.5, 0.9])
+    assert cov["plain"].tolist() == [pytest.approx(0.7), pytest.approx(0.7)]
+    assert cov["n"].tolist() == [10, 10]
+
+
+# ----------------------------------------------------------------------------- real fits
+
+
+@pytest.fixture(scope="module")
+def calibrated(small_fit):
+    return small_fit
+
+
+def test_default_fit_learns_a_discrepancy(calibrated):
+    disc = calibrated.discrepancy
+    assert disc is not None and disc.design == "centre"
+    assert len(disc.fits) == 2 and {f["holdout"] for f in disc.fits} == {0.2, 0.4}
+    assert len(disc.lfo) == sum(f["n_test"] for f in disc.fits)
+    # internal fits condition only on runs below their cut: every predicted run is at or above it
+    for f in disc.fits:
+        rows = disc.lfo[disc.lfo["cut"] == f["holdout"]]
+        assert (rows["log10_C"] >= rows["origin_edge"]).all()
+    assert "discrepancy=centre" in repr(calibrated)
+
+
+def test_discrepancy_widens_only_beyond_the_centre(calibrated):
+    plain = calibrated.with_discrepancy(None)
+    log10_C = np.log10(calibrated.data.C)
+    lo_C = 10 ** (np.median(log10_C) - 0.5)
+    far_C = 10 ** (log10_C.max() + 1.5)
+    pts = pd.DataFrame({"N": [1e8, 3e10], "C": [lo_C, far_C]})
+    a, b = calibrated.predict(pts), plain.predict(pts)
+    # below the median compute the distance is 0: the very same draws
+    assert a.loc[0, "lower"] == b.loc[0, "lower"] and a.loc[0, "upper"] == b.loc[0, "upper"]
+    assert (a.loc[1, "upper"] - a.loc[1, "lower"]) > 1.2 * (b.loc[1, "upper"] - b.loc[1, "lower"])
+    assert a.attrs["discrepancy"] == "centre" and b.attrs["discrepancy"].startswith("none")
+    assert a.loc[0, "sd_model"] == 0.0 and a.loc[1, "sd_model"] > 0 and (b["sd_model"] == 0).all()
+
+
+def test_uncertainty_split_adds_up(calibrated):
+    pts = pd.DataFrame({"N": [1e9, 7e10], "D": [2e10, 1.4e12]})
+    u = calibrated.uncertainty(pts)
+    total = u["sd_parameter"] ** 2 + u["sd_noise"] ** 2 + u["sd_model"] ** 2
+    assert np.allclose(u["sd_total"] ** 2, total)
+    assert np.allclose(u[["share_parameter", "share_noise", "share_model"]].sum(axis=1), 1.0)
+    assert u.loc[1, "share_model"] > u.loc[0, "share_model"]
+
+
+def test_save_load_keeps_the_discrepancy(calibrated, tmp_path):
+    path = calibrated.save(tmp_path / "fit.nc")
+    back = bs.load_fit(path)
+    assert back.discrepancy is not None
+    assert np.allclose(back.discrepancy.weights, calibrated.discrepancy.weights)
+    pts = pd.DataFrame({"N": [7e10], "D": [1.4e12]})
+    pd.testing.assert_frame_equal(back.predict(pts), calibrated.predict(pts))
+
+
+def test_other_designs_reuse_the_internal_evidence(calibrated):
+    for design in DESIGNS:
+        f = calibrated.with_discrepancy(design)
+        assert f.discrepancy.design == design
+        pd.testing.assert_frame_equal(f.discrepancy.lfo, calibrated.discrepancy.lfo)
+    with pytest.raises(bs.DataError, match="design"):
+        calibrated.with_discrepancy("sideways")
+    with pytest.raises(bs.DataError, match="discrepancy=None"):
+        calibrated.with_discrepancy(None).with_discrepancy("edge")
+
+
+def test_masked_rows_do_not_touch_the_posterior():
+    """obs_mask leaves rows out of the likelihood: garbage losses there change nothing."""
+    from bayescale.data import validate
+    from bayescale.inference import SamplerConfig, build_spec, run_nuts
+
+    df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[::6].reset_index(drop=True)
+    data = validate(df)
+    spoiled = df.copy()
+    mask = np.ones(len(df), bool)
+    mask[-5:] = False
+    spoiled.loc[mask.size - 5:, "loss"] = 9.0
+    cfg = SamplerConfig(draws=50, warmup=50, chains=1, seed=0)
+    spec = build_spec("chinchilla", data)
+    a, _ = run_nuts(spec, data, cfg, progress=False, obs_mask=mask)
+    b, _ = run_nuts(spec, validate(spoiled), cfg, progress=False, obs_mask=mask)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_fit_rejects_unknown_discrepancy():
+    df = bs.datasets.load("chinchilla", epoch_subset=True)
+    with pytest.raises(bs.DataError, match="discrepancy must be"):
+        bs.fit(df, discrepancy="wide")
+
+
+def test_laplace_fit_learns_from_laplace_refits():
+    df = bs.datasets.load("chinchilla", epoch_subset=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = bs.fit(df, approx="laplace", draws=500, progress=False)
+    assert f.discrepancy is not None and len(f.discrepancy.lfo) > 0
+    assert math.isfinite(f.discrepancy.kappa_rms)
+
+
+# ----------------------------------------------------------------------------- plans, averages
+
+
+def _with_kappa(fit, kappa: float):
+    """The fit with a discrepancy whose kappa is (all but) fixed at ``kappa``."""
+    grid = Discrepancy.grid()
+    w = np.zeros_like(grid)
+    w[np.argmin(np.abs(grid - kappa))] = 1.0
+    d = Discrepancy(design="centre", origin=float(np.median(np.log10(fit.data.C))), weights=w)
+    return fit.with_discrepancy(d)
+
+
+def test_plan_carries_the_discrepancy(calibrated):
+    plain = calibrated.with_discrepancy(None)
+    wide = _with_kappa(plain, 0.05)
+    a = bs.plan(plain, budget=1e24)
+    b = bs.plan(wide, budget=1e24)
+    spread = lambda p: p.loss_quantiles[0.95] - p.loss_quantiles[0.05]  # noqa: E731
+    assert spread(b) > 2 * spread(a)
+    # compute-only distance: every allocation at one budget shares the law error, so the
+    # choice moves only through the risk's weighting of draws, not the error itself
+    assert b.N == pytest.approx(a.N, rel=0.25)
+
+
+def test_plan_and_predict_from_a_model_average(calibrated):
+    plain = calibrated.with_discrepancy(None)
+    avg = bs.average({"a": plain, "b": _with_kappa(plain, 0.05)}, weights={"a": 0.5, "b": 0.5})
+    p = bs.plan(avg, budget=1e24)
+    pa, pb = bs.plan(plain, budget=1e24), bs.plan(_with_kappa(plain, 0.05), budget=1e24)
+    assert p.law.startswith("average(")
+    width = lambda q: q.loss_quantiles[0.95] - q.loss_quantiles[0.05]  # noqa: E731
+    assert width(pa) < width(p) < width(pb)
+    only_a = bs.average({"a": plain, "b": _with_kappa(plain, 0.05)}, weights={"a": 1.0, "b": 0.0})
+    # weight 1: the fit's own draws, permuted, so the same plan
+    assert bs.plan(only_a, budget=1e24).loss_quantiles == pytest.approx(pa.loss_quantiles, rel=1e-9)
+    pred = avg.predict(pd.DataFrame({"N": [7e10], "D": [1.4e12]}))
+    assert np.isfinite(pred[["lower", "upper"]].to_numpy()).all()
+
+
+# ----------------------------------------------------------------------------- backtest, CLI
+
+
+def test_backtest_scores_plain_and_designs(small_fit):
+    df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[::4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bt = bs.backtest(df, holdout=0.25, designs=("edge",), baseline=False,
+                         fit_kwargs={"draws": 200, "warmup": 200, "chains": 2, "seed": 3})
+    methods = set(bt.scores["method"])
+    assert {"bayescale", "plain", "bayescale:edge"} <= methods
+    assert {"interval_score_50", "interval_score_90"} <= set(bt.scores.columns)
+    obs = bt.predictions[bt.predictions["kind"] == "observation"]
+    got = interval_score(obs["lower_90"], obs["upper_90"], obs["loss"], 0.9)
+    np.testing.assert_allclose(obs["interval_score_90"], got)
+    assert obs["pit"].between(0, 1).all()
+
+
+def test_cli_fit_without_discrepancy_says_plain(tmp_path, capsys):
+    from bayescale.cli import run
+
+    csv = tmp_path / "runs.csv"
+    bs.datasets.load("chinchilla", epoch_subset=True).iloc[::4][["N", "D", "loss"]].to_csv(csv, index=False)
+    code = run(["fit", str(csv), "--draws", "100", "--warmup", "100", "--chains", "2", "--discrepancy", "none",
+                "-o", str(tmp_path / "f.nc")])
+    out = capsys.readouterr().out
+    assert code in (0, 3)
+    assert "discrepancy: none (plain model" in out
+    run(["predict", str(tmp_path / "f.nc"), "--N", "7e10", "--D", "1.4e12"])
+    out = capsys.readouterr().out
+    assert "plain model" in out and "model discrepancy 0.0000" in out
