@@ -5,24 +5,30 @@ run-to-run noise. Far from the runs it was fitted on, a third dominates: the law
 approximately the right curve, and its error grows with the distance extrapolated
 (Kennedy and O'Hagan 2001 call this term model discrepancy). bayescale models it as
 
-    log L(x) = log L_law(x; theta) + delta(x) + noise,    delta(x) ~ Normal(0, (kappa d(x))^2),
+    log L(x) = log L_law(x; theta) + delta(x) + noise,    delta(x) ~ StudentT(nu = 4, 0, kappa d(x)),
 
 where ``d(x)`` is a distance in decades of training compute C = 6ND from the fitted runs
 (the *design*, below) and ``kappa`` (log loss per decade, so roughly relative error per
-decade) has a HalfNormal prior of scale ``KAPPA_PRIOR_SCALE``. ``kappa`` cannot be learned
+decade) has a HalfNormal prior of scale ``KAPPA_PRIOR_SCALE``. The law error is heavy-tailed
+(Student-t with ``NU = 4``, as the default likelihood): on repeated-data ladders most larger runs
+land within the noise while a few (many epochs) miss by 20-50%, and a normal error would have
+to widen every interval to cover those few. ``kappa`` cannot be learned
 from the fitted runs' residuals (inside the data the law fits by construction), so it is
 learned the way it is used: by leave-future-out *inside the training runs*. The runs are
 cut by compute at the shares ``INTERNAL_HOLDOUTS``; for each cut the same model is refitted
 on the smaller runs (the same compiled sampler, with the larger runs masked out of the
 likelihood) and predicts the larger ones. Each internal held-out run i gives a residual
 ``r_i = log y_i - E[log y_i]`` under the plain posterior predictive, with predictive
-variance ``v_i``, and with a Gaussian approximation of that predictive
+variance ``v_i``; with a Gaussian approximation of that predictive and the Student-t written
+as a scale mixture of normals (lambda ~ InvGamma(nu/2, nu/2), integrated on 64
+equal-probability nodes),
 
-    p(r | kappa) = prod_i Normal(r_i; 0, v_i + kappa^2 d_i^2),
+    p(r | kappa) = prod_i E_lambda[ Normal(r_i; 0, v_i + lambda kappa^2 d_i^2) ],
 
 evaluated on a grid of kappa (one dimension: a grid is exact enough and needs no sampler),
 times the prior, gives the posterior of kappa. Predictions then add ``delta`` with kappa
-drawn from that posterior, a scale mixture of normals with heavier tails than either.
+drawn from that posterior. ``discrepancy="auto"`` takes the design whose internal evidence
+(that likelihood integrated over kappa's prior) is largest.
 
 Designs of ``d(x)`` (compared by ``benchmarks/calibration.py``):
 
@@ -62,11 +68,16 @@ import pandas as pd
 __all__ = ["DESIGNS", "Discrepancy", "distance", "learn_discrepancy"]
 
 DESIGNS: tuple[str, ...] = ("centre", "edge", "constant")
-DEFAULT_DESIGN = "centre"
+#: "auto": the design whose internal leave-future-out evidence is largest (``log_evidence``).
+DEFAULT_DESIGN = "auto"
 #: Shares of the training runs (by compute) held out by the internal leave-future-out fits.
 INTERNAL_HOLDOUTS: tuple[float, ...] = (0.2, 0.4)
 #: HalfNormal scale of kappa, log loss per decade of compute: 5% per decade is a large law error.
 KAPPA_PRIOR_SCALE = 0.05
+#: Degrees of freedom of the law error's Student-t.
+NU = 4.0
+#: Equal-probability nodes of lambda ~ InvGamma(nu/2, nu/2): t = sqrt(lambda) * normal.
+_N_LAMBDA = 64
 #: Fewest runs an internal fit conditions on, and fewest it predicts.
 MIN_INTERNAL_TRAIN = 8
 MIN_INTERNAL_TEST = 2
@@ -106,6 +117,22 @@ def _halfnormal_logpdf(k: np.ndarray, scale: float) -> np.ndarray:
 
 def kappa_posterior(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_PRIOR_SCALE) -> np.ndarray:
     """Posterior weights of kappa on the grid ``Discrepancy.grid()`` from internal LFO records."""
+    return _grid_posterior(design, lfo, prior_scale)[0]
+
+
+def log_evidence(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_PRIOR_SCALE) -> float:
+    """log p(internal LFO residuals | design): the likelihood integrated over kappa's prior.
+    ``discrepancy="auto"`` picks the design with the largest (the internal runs alone decide)."""
+    return _grid_posterior(design, lfo, prior_scale)[1]
+
+
+def _lambda_nodes() -> np.ndarray:
+    from scipy.stats import invgamma
+
+    return invgamma.ppf((np.arange(_N_LAMBDA) + 0.5) / _N_LAMBDA, a=NU / 2, scale=NU / 2)
+
+
+def _grid_posterior(design: str, lfo: pd.DataFrame, prior_scale: float) -> tuple[np.ndarray, float]:
     k = _GRID
     widths = np.gradient(k)
     logw = _halfnormal_logpdf(k, prior_scale) + np.log(widths)
@@ -115,10 +142,15 @@ def kappa_posterior(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_P
             lfo["log10_C"].to_numpy() - origins.to_numpy(), 0.0)
         r = lfo["residual"].to_numpy(np.float64)
         v = lfo["variance"].to_numpy(np.float64)
-        var = v[None, :] + (k[:, None] * d[None, :]) ** 2
-        logw = logw + (-0.5 * (np.log(2 * math.pi * var) + r[None, :] ** 2 / var)).sum(axis=1)
-    w = np.exp(logw - logw.max())
-    return w / w.sum()
+        from scipy.special import logsumexp
+
+        lam = _lambda_nodes()
+        var = v[None, :, None] + (k[:, None, None] * d[None, :, None]) ** 2 * lam[None, None, :]
+        logp = -0.5 * (np.log(2 * math.pi * var) + r[None, :, None] ** 2 / var)
+        logw = logw + (logsumexp(logp, axis=2) - math.log(lam.size)).sum(axis=1)
+    top = logw.max()
+    w = np.exp(logw - top)
+    return w / w.sum(), float(top + np.log(w.sum()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,6 +184,7 @@ class Discrepancy:
     lfo: pd.DataFrame = field(repr=False, default_factory=lambda: pd.DataFrame(columns=list(_LFO_COLUMNS)))
     fits: tuple[dict[str, Any], ...] = ()
     notes: tuple[str, ...] = ()
+    evidence: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
@@ -164,6 +197,7 @@ class Discrepancy:
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "fits", tuple(dict(f) for f in self.fits))
         object.__setattr__(self, "notes", tuple(self.notes))
+        object.__setattr__(self, "evidence", {str(k): float(v) for k, v in dict(self.evidence).items()})
 
     @staticmethod
     def grid() -> np.ndarray:
@@ -173,13 +207,18 @@ class Discrepancy:
     @classmethod
     def from_lfo(cls, design: str, lfo: pd.DataFrame, log10_C_train: Any, prior_scale: float = KAPPA_PRIOR_SCALE,
                  fits: Sequence[Mapping[str, Any]] = (), notes: Sequence[str] = ()) -> Discrepancy:
-        """kappa's posterior for ``design`` from internal leave-future-out records."""
+        """kappa's posterior for ``design`` (or ``"auto"``: the design of largest evidence)
+        from internal leave-future-out records."""
+        evidence = {d: log_evidence(d, lfo, prior_scale) for d in DESIGNS}
+        if design == "auto":
+            design = max(DESIGNS, key=lambda d: evidence[d]) if len(lfo) else DESIGNS[0]
         return cls(design=design, origin=origin_of(design, log10_C_train),
                    weights=kappa_posterior(design, lfo, prior_scale), prior_scale=prior_scale,
-                   lfo=lfo.reset_index(drop=True), fits=tuple(dict(f) for f in fits), notes=tuple(notes))
+                   lfo=lfo.reset_index(drop=True), fits=tuple(dict(f) for f in fits), notes=tuple(notes),
+                   evidence=evidence)
 
     def with_design(self, design: str, log10_C_train: Any) -> Discrepancy:
-        """The same internal leave-future-out evidence read through another design."""
+        """The same internal leave-future-out evidence read through another design (or "auto")."""
         return Discrepancy.from_lfo(design, self.lfo, log10_C_train, self.prior_scale, self.fits, self.notes)
 
     # ------------------------------------------------------------------ kappa
@@ -190,16 +229,21 @@ class Discrepancy:
 
     @property
     def kappa_rms(self) -> float:
-        """sqrt(E[kappa^2]): the discrepancy's sd per decade of distance."""
+        """sqrt(E[kappa^2]): the root mean square of the t scale per decade of distance."""
         return float(np.sqrt(np.sum(self.weights * _GRID ** 2)))
+
+    @property
+    def sd_per_decade(self) -> float:
+        """The discrepancy's sd per decade of distance: ``kappa_rms sqrt(nu / (nu - 2))``."""
+        return self.kappa_rms * math.sqrt(NU / (NU - 2))
 
     def distance(self, log10_C: Any) -> np.ndarray:
         """Decades of compute from this fit's origin (the design's ``d(x)``)."""
         return distance(self.design, log10_C, self.origin)
 
     def sd(self, log10_C: Any) -> np.ndarray:
-        """The discrepancy's sd of log loss at given compute: ``sqrt(E[kappa^2]) d(x)``."""
-        return self.kappa_rms * self.distance(log10_C)
+        """The discrepancy's sd of log loss at given compute: ``sd_per_decade * d(x)``."""
+        return self.sd_per_decade * self.distance(log10_C)
 
     def draws(self, log10_C: Any, n_draws: int, seed: int = 0, shared: bool = False) -> np.ndarray:
         """Draws of delta(x), shape ``(n_draws, len(log10_C))``, log-loss units.
@@ -213,19 +257,21 @@ class Discrepancy:
             return self.unit_draws(n_draws, seed)[:, None] * d[None, :]
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xD15C]))
         kappa = rng.choice(_GRID, size=n_draws, p=self.weights)
-        return kappa[:, None] * rng.standard_normal((n_draws, d.size)) * d[None, :]
+        return kappa[:, None] * rng.standard_t(NU, (n_draws, d.size)) * d[None, :]
 
     def unit_draws(self, n_draws: int, seed: int = 0) -> np.ndarray:
-        """``kappa_s z_s`` per draw (kappa from its posterior, z standard normal): the law
-        error per decade of distance, one value per draw, shape ``(n_draws,)``."""
+        """``kappa_s t_s`` per draw (kappa from its posterior, t a standard Student-t with
+        ``NU`` degrees of freedom): the law error per decade of distance, one value per
+        draw, shape ``(n_draws,)``."""
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xD15D]))
-        return rng.choice(_GRID, size=n_draws, p=self.weights) * rng.standard_normal(n_draws)
+        return rng.choice(_GRID, size=n_draws, p=self.weights) * rng.standard_t(NU, n_draws)
 
     # --------------------------------------------------------------- coverage
     def lfo_coverage(self, levels: Sequence[float]) -> pd.DataFrame:
         """Coverage of central predictive intervals at ``levels`` on the internal held-out
-        runs: plain (from the internal fits' own draws) and with this discrepancy (Gaussian
-        approximation, kappa from this posterior; in-sample, since kappa was learned there)."""
+        runs: plain (from the internal fits' own draws) and with this discrepancy (normal
+        approximation of the plain predictive plus the t law error, kappa from this
+        posterior; in-sample, since kappa was learned there)."""
         from scipy.stats import norm
 
         rows = []
@@ -237,8 +283,9 @@ class Discrepancy:
         origin_col = self.lfo["origin_centre"] if self.design == "centre" else self.lfo["origin_edge"]
         d = distance(self.design, self.lfo["log10_C"].to_numpy(), 0.0) if self.design == "constant" else np.maximum(
             self.lfo["log10_C"].to_numpy() - origin_col.to_numpy(), 0.0)
-        sd = np.sqrt(v[None, :] + (_GRID[:, None] * d[None, :]) ** 2)
-        cal_pit = (self.weights[:, None] * norm.cdf(r[None, :] / sd)).sum(axis=0)
+        lam = _lambda_nodes()
+        sd = np.sqrt(v[None, :, None] + (_GRID[:, None, None] * d[None, :, None]) ** 2 * lam[None, None, :])
+        cal_pit = (self.weights[:, None] * norm.cdf(r[None, :, None] / sd).mean(axis=2)).sum(axis=0)
         for lev in levels:
             half = float(lev) / 2
             rows.append({"level": float(lev), "plain": float(np.mean(np.abs(pit - 0.5) <= half)),
@@ -250,7 +297,7 @@ class Discrepancy:
         return json.dumps({
             "design": self.design, "origin": self.origin, "weights": self.weights.tolist(),
             "prior_scale": self.prior_scale, "lfo": self.lfo[list(_LFO_COLUMNS)].to_dict(orient="list"),
-            "fits": list(self.fits), "notes": list(self.notes),
+            "fits": list(self.fits), "notes": list(self.notes), "evidence": dict(self.evidence),
         })
 
     @classmethod
@@ -258,13 +305,14 @@ class Discrepancy:
         d = json.loads(text)
         return cls(design=d["design"], origin=float(d["origin"]), weights=np.asarray(d["weights"]),
                    prior_scale=float(d["prior_scale"]), lfo=pd.DataFrame(d["lfo"], columns=list(_LFO_COLUMNS)),
-                   fits=tuple(d["fits"]), notes=tuple(d["notes"]))
+                   fits=tuple(d["fits"]), notes=tuple(d["notes"]), evidence=d.get("evidence", {}))
 
     def summary(self) -> dict[str, Any]:
         """kappa's posterior median and 90% interval, the LFO evidence behind it, notes."""
         q5, q50, q95 = self.kappa_quantiles()
         return {"design": self.design, "kappa_q5": float(q5), "kappa_median": float(q50), "kappa_q95": float(q95),
-                "kappa_rms": self.kappa_rms, "origin_log10_C": self.origin, "n_lfo_runs": int(len(self.lfo)),
+                "kappa_rms": self.kappa_rms, "sd_per_decade": self.sd_per_decade, "origin_log10_C": self.origin, "n_lfo_runs": int(len(self.lfo)),
+                "log_evidence": dict(self.evidence),
                 "internal_fits": list(self.fits), "notes": list(self.notes)}
 
 
@@ -283,6 +331,7 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
         The fit's sampler settings (same draws and chains: same compiled sampler);
         each internal fit uses seed ``cfg.seed + 1 + k``.
     design : str
+        A design, or ``"auto"``: the one with the largest internal evidence.
     holdouts : sequence of float
         Shares of the runs (by compute C = 6ND) held out per internal fit.
     method : {"nuts", "laplace"}

@@ -260,7 +260,7 @@ class Fit:
         elif isinstance(design, Discrepancy):
             dt.attrs["discrepancy"] = design.to_json()
         else:
-            if design not in DESIGNS:
+            if design not in DESIGNS and design != "auto":
                 raise DataError(f"discrepancy design must be one of {', '.join(DESIGNS)} or None, got {design!r}")
             if self.discrepancy is None:
                 raise DataError("this fit was made with discrepancy=None: refit with discrepancy='auto' to learn one")
@@ -716,7 +716,8 @@ def fit(
         (:mod:`bayescale.discrepancy`), learned by leave-future-out inside the runs:
         two more fits of the same model on the smaller runs (shares
         ``INTERNAL_HOLDOUTS`` held out), with the same compiled sampler. ``"auto"``
-        is the ``"centre"`` design; ``None`` keeps the plain model (parameter and
+        takes the design whose internal leave-future-out evidence is largest;
+        ``None`` keeps the plain model (parameter and
         noise uncertainty only), labelled as such in predictions. It changes
         predictions, never the posterior of the law's parameters.
 
@@ -759,6 +760,7 @@ def fit(
 
         design = DEFAULT_DESIGN if discrepancy == "auto" else discrepancy
         learned = learn_discrepancy(spec, data, cfg, design=design, method="laplace" if approx else "nuts")
+        # the internal evidence picked the design (never the runs to be predicted)
         result.datatree.attrs["discrepancy"] = learned.to_json()
     if approx:
         result.datatree.attrs["approx_converged"] = "1" if extra["converged"] else "0"

@@ -224,7 +224,7 @@ def _sbc_replication(shared: Mapping[str, Any], r: int) -> dict[str, Any]:
         params = tested_params(sim.spec)
         fit = bayes_fit(sim.runs, law=s["law"], hierarchy=s["hierarchy"], priors=s["priors"], draws=s["draws"],
                         warmup=s["warmup"], chains=s["chains"], seed=s["seed"] + 100_000 + r, progress=False,
-                        warn=False, chain_method=CHAIN_METHOD)
+                        warn=False, chain_method=CHAIN_METHOD, discrepancy=None)
         post = fit.datatree["posterior"]
         # evenly spaced draws across all chains: with min ESS >= n_ranks they are about independent
         idx = np.linspace(0, s["chains"] * s["draws"] - 1, s["n_ranks"]).round().astype(int)

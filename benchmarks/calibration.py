@@ -8,9 +8,10 @@ The default fit learns its discrepancy by leave-future-out *inside those trainin
 held-out runs are scored once, never used to tune anything. Methods scored on the same
 held-out runs:
 
-* ``bayescale``: the default, discrepancy design "centre";
-* ``bayescale:edge``, ``bayescale:constant``: the other designs, read from the same internal
-  evidence;
+* ``bayescale``: the default, ``discrepancy="auto"``: the design with the largest internal
+  leave-future-out evidence;
+* ``bayescale:centre``, ``bayescale:edge``, ``bayescale:constant``: each design, read from the
+  same internal evidence (the one "auto" picked is the same as ``bayescale`` and not repeated);
 * ``plain``: the same posterior without discrepancy (``discrepancy=None``);
 * ``huber``: Epoch AI's Huber fit with residual-bootstrap prediction intervals
   (``bayescale.baselines``; coarse start grid, 400 bootstraps, one fit per family).
@@ -57,7 +58,7 @@ CASES = {
     "gadre": {"dataset": "gadre", "load": {}, "law": "chinchilla"},
     "datablations_curves": {"dataset": "datablations_curves", "load": {}, "law": "data_constrained"},
 }
-DESIGNS = ("edge", "constant")
+DESIGNS = ("centre", "edge", "constant")
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 KEEP = ["dataset", "cut", "method", "row", "family", "N", "D", "U", "C", "loss", "extrapolation", "median",
         "lower_50", "upper_50", "lower_90", "upper_90", "crps", "interval_score_50", "interval_score_90", "pit",
@@ -81,8 +82,8 @@ def run_backtest(name: str, df: pd.DataFrame, law: str, cut: float, seed: int) -
             "diagnostics_ok": d.ok, "divergences": d.divergences, "max_r_hat": d.max_r_hat,
             "discrepancy": None if disc is None else disc.summary(),
             "kappa_by_design": {} if disc is None else {
-                des: bt.fit.with_discrepancy(des).discrepancy.summary()["kappa_median"] for des in ("centre", *DESIGNS)},
-            "notes": list(bt.notes)}
+                des: bt.fit.with_discrepancy(des).discrepancy.summary()["kappa_median"] for des in DESIGNS},
+            "notes": list(bt.notes), "discrepancy_json": None if disc is None else disc.to_json()}
     return pred[[c for c in KEEP if c in pred.columns]], info
 
 
@@ -224,7 +225,7 @@ def main() -> None:
     if len(real):
         figure(curve, HERE / "calibration.png")
     result = {
-        "settings": {"cuts": args.cuts, "designs": ["centre", *DESIGNS], "levels": list(LEVELS), "seed": args.seed,
+        "settings": {"cuts": args.cuts, "designs": list(DESIGNS), "levels": list(LEVELS), "seed": args.seed,
                      "sim_seeds": args.sim_seeds},
         "scores": table.to_dict(orient="records"), "overall": over.to_dict(orient="records"),
         "simulated": sim_table.to_dict(orient="records") if len(sim) else [],

@@ -39,7 +39,7 @@ def one_fit(df, law: str, priors, args: argparse.Namespace) -> dict:
 
     t0 = time.perf_counter()
     fit = bs.fit(df, law=law, priors=priors, draws=args.draws, warmup=args.warmup, chains=args.chains,
-                 seed=args.seed, progress=False, warn=False)
+                 seed=args.seed, progress=False, warn=False, discrepancy=None)
     fit_s = time.perf_counter() - t0
     d = fit.diagnose()
     t0 = time.perf_counter()
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> dict:
         logml, err = [], []
         for k in range(1, args.refits + 1):
             fit = bs.fit(df, law="chinchilla", draws=args.draws, warmup=args.warmup, chains=args.chains,
-                         seed=args.seed + k, progress=False, warn=False)
+                         seed=args.seed + k, progress=False, warn=False, discrepancy=None)
             ev = bs.evidence(fit, seed=0)
             logml.append(ev.log_ml)
             err.append(ev.mc_error)

@@ -54,7 +54,8 @@ def real_posterior(path: Path | None, draws: int, warmup: int, chains: int) -> t
     enable_compilation_cache()
     t0 = time.perf_counter()
     fit = bs.fit(bs.datasets.load("datablations"), law="data_constrained_tied", fixed=MUENNIGHOFF_BASE,
-                 draws=draws, warmup=warmup, chains=chains, progress=False)
+                 draws=draws, warmup=warmup, chains=chains, progress=False,
+                 discrepancy=None)  # the README's plan table was measured with the plain model
     info = {"source": "fitted", "fitted_here": True, "wall_s": time.perf_counter() - t0}
     if path is not None:
         fit.save(path)

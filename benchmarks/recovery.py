@@ -142,7 +142,7 @@ def fit_recorded(runs: pd.DataFrame, **kwargs: Any) -> FitRecord:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", bs.DiagnosticsWarning)
-        fit = bs.fit(runs, progress=False, **kwargs)
+        fit = bs.fit(runs, progress=False, discrepancy=None, **kwargs)  # recovery of parameters: plain model
     seconds = time.perf_counter() - t0
     warned = any(issubclass(w.category, bs.DiagnosticsWarning) for w in caught)
     d = fit.diagnose()

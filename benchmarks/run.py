@@ -1,6 +1,6 @@
 """Speed benchmarks, all cases measured side by side in one run.
 
-    python benchmarks/run.py [--cases chinchilla,nutpie,epoch,data_constrained,gadre,plan,rows,laplace]
+    python benchmarks/run.py [--cases chinchilla,chinchilla_default,nutpie,epoch,data_constrained,gadre,plan,rows,laplace]
 
 Prints a table and writes benchmarks/results.json. Each timed fit runs in a fresh
 Python process (``--worker``) with one XLA CPU device per chain, as the
@@ -10,8 +10,12 @@ holds the compiled sampler (what a repeated CLI run sees). Sampling time is the
 wall time of a second, identical fit in the same process (warmup + draws, nothing
 to compile). nutpie (PyMC) needs the optional extra: ``pip install -e ".[bench]"``.
 
-Cases (issue "Performance"):
+Cases (issue "Performance"). Every fit case is the plain model (``discrepancy=None``):
+the speed targets are gated on it; ``chinchilla_default`` is the same fit at the true
+defaults, whose learned discrepancy costs two more fits of the same model (internal
+leave-future-out, ``bayescale.discrepancy``), reported beside it.
   chinchilla        bs.fit defaults on the 245 bundled runs: cold, warm, ESS/s
+  chinchilla_default  the same with discrepancy="auto" (the default): cold, warm
   nutpie            the same law, reference-scale parametrisation and priors in PyMC, nutpie
   epoch             Besiroglu et al.'s procedure (bayescale.baselines): 4,500-start
                     L-BFGS-B grid + 4,000 single-start bootstraps
@@ -35,7 +39,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ALL = "chinchilla,nutpie,epoch,data_constrained,gadre,plan,rows,laplace"
+ALL = "chinchilla,chinchilla_default,nutpie,epoch,data_constrained,gadre,plan,rows,laplace"
 
 
 # ------------------------------------------------------------------ workers (run in a fresh process)
@@ -50,11 +54,13 @@ def _load(case: str):
     import bayescale as bs
 
     if case == "chinchilla":
+        return bs.datasets.load("chinchilla"), {"law": "chinchilla", "discrepancy": None}
+    if case == "chinchilla_default":
         return bs.datasets.load("chinchilla"), {"law": "chinchilla"}
     if case == "data_constrained":
-        return bs.datasets.load("datablations"), {"law": "data_constrained"}
+        return bs.datasets.load("datablations"), {"law": "data_constrained", "discrepancy": None}
     if case == "gadre":
-        return bs.datasets.load("gadre"), {"law": "chinchilla", "hierarchy": "partial"}
+        return bs.datasets.load("gadre"), {"law": "chinchilla", "hierarchy": "partial", "discrepancy": None}
     if case.startswith("rows_"):
         import warnings
 
@@ -64,7 +70,7 @@ def _load(case: str):
             curves = bs.datasets.load("datablations_curves", curves=True)
         if n < len(curves):
             curves = curves.sample(n=n, random_state=0).sort_index()
-        return curves, {"law": "data_constrained"}
+        return curves, {"law": "data_constrained", "discrepancy": None}
     raise ValueError(case)
 
 
@@ -170,7 +176,7 @@ def worker_plan() -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bs.fit(bs.datasets.load("chinchilla"), progress=False)
+        fit = bs.fit(bs.datasets.load("chinchilla"), progress=False, discrepancy=None)
     bs.plan(fit, budget=1e23, n_candidates=1000)  # compile
     times = []
     for risk in ("mean", "cvar:0.9"):
@@ -189,14 +195,14 @@ def worker_laplace() -> dict:
     enable_compilation_cache(os.environ["BAYESCALE_CACHE_DIR"])
     df = bs.datasets.load("chinchilla")
     t = time.perf_counter()
-    lap = bs.fit(df, approx="laplace", draws=4000)
+    lap = bs.fit(df, approx="laplace", draws=4000, discrepancy=None)
     cold = time.perf_counter() - t
     t = time.perf_counter()
-    lap = bs.fit(df, approx="laplace", draws=4000, seed=1)
+    lap = bs.fit(df, approx="laplace", draws=4000, seed=1, discrepancy=None)
     again = time.perf_counter() - t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        nuts = bs.fit(df, progress=False)
+        nuts = bs.fit(df, progress=False, discrepancy=None)
     a, b = lap.summary(), nuts.summary()
     err = {}
     for name in ("E", "A", "B", "alpha", "beta", "sigma"):
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     for case in cases:
         print(f"running {case} ...", flush=True)
         with tempfile.TemporaryDirectory() as cache:
-            if case in ("chinchilla", "data_constrained", "gadre"):
+            if case in ("chinchilla", "chinchilla_default", "data_constrained", "gadre"):
                 cold = _worker(["fit", case, "1"], cache)
                 warm = _worker(["fit", case, "0"], cache)
                 results[case] = {"cold": cold, "warm": warm}
@@ -284,6 +290,13 @@ def _print(r: dict) -> None:
                      first["min_ess_bulk"] / rep["wall_s"], first))
         rows.append(("bayescale chinchilla warm cache (fresh process)", warm["wall_s"], warm["min_ess_bulk"] / warm["wall_s"],
                      None, warm))
+    if "chinchilla_default" in r and "error" not in r["chinchilla_default"]["cold"]:
+        c = r["chinchilla_default"]
+        first, warm = c["cold"]["first"], c["warm"]["first"]
+        rows.append(("chinchilla, default discrepancy (3 fits) cold", first["wall_s"],
+                     first["min_ess_bulk"] / first["wall_s"], None, first))
+        rows.append(("chinchilla, default discrepancy (3 fits) warm cache", warm["wall_s"],
+                     warm["min_ess_bulk"] / warm["wall_s"], None, warm))
     if "nutpie" in r and "error" not in r["nutpie"]:
         n = r["nutpie"]
         rows.append(("nutpie chinchilla cold (PyMC build+compile+sample)", n["cold_s"], n["min_ess_bulk"] / n["cold_s"],

@@ -123,17 +123,21 @@ def test_small_real_backtest(small_backtest):
     assert bt.n_train + bt.n_test == 60 and bt.n_test == 12
     assert bt.levels == (0.5, 0.8, 0.9)
     s = bt.scores.set_index(["method", "kind"])
-    assert list(s.index) == [("bayescale", "observation"), ("bayescale", "mean"),
-                             ("huber", "observation"), ("huber", "mean")]
+    # the default fit learns a discrepancy: its plain posterior is scored beside it
+    assert list(s.index) == [("bayescale", "observation"), ("bayescale", "mean"), ("plain", "observation"),
+                             ("plain", "mean"), ("huber", "observation"), ("huber", "mean")]
     for col in ("coverage_50", "coverage_80", "coverage_90"):
         assert s[col].between(0, 1).all()
     assert (s["n_test"] == 12).all()
     assert (s["crps"] > 0).all() and (s["median_rel_error"] < 0.1).all()
-    assert s["log_score"].notna().tolist() == [True, False, True, False]
+    assert s["log_score"].notna().tolist() == [True, False, True, False, True, False]
+    # the same posterior: the discrepancy only widens (its law errors are centred on zero)
+    w = s["width_90"]
+    assert w[("bayescale", "observation")] > w[("plain", "observation")]
     # the test runs lie beyond the training compute
     assert (s["mean_extrapolation"] > 0).all()
     p = bt.predictions
-    assert len(p) == 4 * 12
+    assert len(p) == 6 * 12
     assert ((p["lower_90"] <= p["lower_50"]) & (p["upper_50"] <= p["upper_90"])).all()
     assert set(p["row"]) == set(bt.test_index)
     train_c = 6 * bt.fit.data.N * bt.fit.data.D
