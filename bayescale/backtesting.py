@@ -297,14 +297,14 @@ def _bayes_rows(fit: Any, test: pd.DataFrame, levels: tuple[float, ...], seed: i
 def _calibration_rows(fit: Any, test: pd.DataFrame, levels: tuple[float, ...], seed: int,
                       designs: Sequence[str]) -> list[pd.DataFrame]:
     """The fit's own predictions ("bayescale"), the plain model's ("plain") and, for each
-    extra design, the same internal evidence read through it ("bayescale:edge", ...)."""
+    requested design, the same internal evidence read through it ("bayescale:edge", ...;
+    the fit's own design too, so every design has a complete set of rows)."""
     frames = _bayes_rows(fit, test, levels, seed)
     if fit.discrepancy is None:
         return frames
     frames += _bayes_rows(fit.with_discrepancy(None), test, levels, seed, method="plain")
     for design in designs:
-        if design != fit.discrepancy.design:
-            frames += _bayes_rows(fit.with_discrepancy(design), test, levels, seed, method=f"bayescale:{design}")
+        frames += _bayes_rows(fit.with_discrepancy(design), test, levels, seed, method=f"bayescale:{design}")
     return frames
 
 

@@ -58,7 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
 
     pr = sub.add_parser("predict", help="predicted loss with intervals")
-    pr.add_argument("fit")
+    pr.add_argument("fit", nargs="+", help="a saved fit; several fits of the same runs are averaged "
+                                           "(stacking weights, or --weights)")
+    pr.add_argument("--weights", choices=["stacking", "waic", "evidence"], default="stacking",
+                    help="how several fits are averaged (default stacking)")
     pr.add_argument("--N", nargs="+", help="parameters, e.g. 7e10 or 70B")
     pr.add_argument("--D", nargs="+", help="training tokens, e.g. 1.4e12 or 1.4T")
     pr.add_argument("--C", nargs="+", help="FLOPs instead of D (D = C/6N)")
@@ -70,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
 
     pl = sub.add_parser("plan", help="allocate a compute budget: model size, tokens, epochs, under a risk measure")
-    pl.add_argument("fit")
+    pl.add_argument("fit", nargs="+", help="a saved fit; several fits of the same runs are averaged "
+                                           "(stacking weights, or --weights)")
+    pl.add_argument("--weights", choices=["stacking", "waic", "evidence"], default="stacking",
+                    help="how several fits are averaged (default stacking)")
     pl.add_argument("--budget", required=True, help="FLOPs, e.g. 1e23 (training, plus serving if given)")
     pl.add_argument("--unique-tokens", help="unique tokens available, e.g. 4e11 or 400B (default: fresh data)")
     pl.add_argument("--risk", default="mean", help="mean | q:0.9 | cvar:0.9 | meansd:1.0 | cara:5 (default mean)")
@@ -331,10 +337,22 @@ def _points_frame(args: argparse.Namespace):
     return pd.DataFrame({k: (v * n if len(v) == 1 else v) for k, v in cols.items()})
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def _fit_or_average(paths: Sequence[str], weights: str):
+    """One saved fit, or the model average of several (``bs.average``), said on stderr."""
     import bayescale as bs
 
-    fit = bs.load_fit(args.fit)
+    if len(paths) == 1:
+        return bs.load_fit(paths[0])
+    names = [Path(f).stem for f in paths]
+    if len(set(names)) != len(names):
+        names = [str(f) for f in paths]
+    avg = bs.average({n: bs.load_fit(f) for n, f in zip(names, paths, strict=True)}, weights=weights)
+    print(f"model average ({weights}): " + ", ".join(f"{k} {w:.3f}" for k, w in avg.weights.items()), file=sys.stderr)
+    return avg
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    fit = _fit_or_average(args.fit, args.weights)
     pred = fit.predict(_points_frame(args), interval=args.interval if len(args.interval) > 1 else args.interval[0],
                        kind=args.kind)
     far = pred["extrapolation"] > 0
@@ -381,7 +399,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .data import parse_quantity
     from .decide import CostModel
 
-    fit = bs.load_fit(args.fit)
+    fit = _fit_or_average(args.fit, args.weights)
     try:
         cost = CostModel(flops_per_param_token=args.flops_per_token,
                          inference_tokens=parse_quantity(args.inference_tokens) if args.inference_tokens else 0.0)

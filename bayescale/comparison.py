@@ -169,6 +169,11 @@ class ModelAverage:
     def __repr__(self) -> str:
         return "<ModelAverage " + ", ".join(f"{k}: {w:.3f}" for k, w in self.weights.items()) + ">"
 
+    @property
+    def law(self) -> str:
+        """``"average(chinchilla 0.70, kaplan 0.30)"``: the fits and their weights."""
+        return "average(" + ", ".join(f"{k} {w:.2f}" for k, w in self.weights.items()) + ")"
+
     def predictive_draws(self, new: Any, kind: str = "observation", seed: int = 0) -> xr.DataArray:
         import arviz_base as azb
         import arviz_stats as azs

@@ -18,12 +18,14 @@ learned the way it is used: by leave-future-out *inside the training runs*. The 
 cut by compute at the shares ``INTERNAL_HOLDOUTS``; for each cut the same model is refitted
 on the smaller runs (the same compiled sampler, with the larger runs masked out of the
 likelihood) and predicts the larger ones. Each internal held-out run i gives a residual
-``r_i = log y_i - E[log y_i]`` under the plain posterior predictive, with predictive
-variance ``v_i``; with a Gaussian approximation of that predictive and the Student-t written
-as a scale mixture of normals (lambda ~ InvGamma(nu/2, nu/2), integrated on 64
-equal-probability nodes),
+``r_i = log y_i - E[log L_law]`` under the internal posterior, the variance ``p_i`` of the
+law's log loss across its draws (parameter uncertainty, taken as normal) and the noise scale
+``s^2 = E[sigma^2]``. The noise keeps the fit's own likelihood and the law error its
+Student-t, both written as scale mixtures of normals (noise: lambda_1 ~ InvGamma(nu/2, nu/2)
+for the Student-t, 2 Exp(1) for the Laplace, 1 for the Gaussian; law error: lambda_2 ~
+InvGamma(2, 2)), integrated on 16 x 16 equal-probability nodes:
 
-    p(r | kappa) = prod_i E_lambda[ Normal(r_i; 0, v_i + lambda kappa^2 d_i^2) ],
+    p(r | kappa) = prod_i E[ Normal(r_i; 0, p_i + lambda_1 s^2 + lambda_2 kappa^2 d_i^2) ],
 
 evaluated on a grid of kappa (one dimension: a grid is exact enough and needs no sampler),
 times the prior, gives the posterior of kappa. Predictions then add ``delta`` with kappa
@@ -77,12 +79,13 @@ KAPPA_PRIOR_SCALE = 0.05
 #: Degrees of freedom of the law error's Student-t.
 NU = 4.0
 #: Equal-probability nodes of lambda ~ InvGamma(nu/2, nu/2): t = sqrt(lambda) * normal.
-_N_LAMBDA = 64
+_N_LAMBDA = 16
 #: Fewest runs an internal fit conditions on, and fewest it predicts.
 MIN_INTERNAL_TRAIN = 8
 MIN_INTERNAL_TEST = 2
 _GRID = np.concatenate([[0.0], np.geomspace(1e-5, 1.0, 400)])
-_LFO_COLUMNS = ("cut", "row", "family", "log10_C", "origin_centre", "origin_edge", "residual", "variance", "pit")
+_LFO_COLUMNS = ("cut", "row", "family", "log10_C", "origin_centre", "origin_edge", "residual", "variance",
+                "var_param", "sigma2", "pit")
 
 
 def distance(design: str, log10_C: Any, origin: float) -> np.ndarray:
@@ -115,39 +118,70 @@ def _halfnormal_logpdf(k: np.ndarray, scale: float) -> np.ndarray:
     return -0.5 * (k / scale) ** 2 + math.log(math.sqrt(2.0 / math.pi) / scale)
 
 
-def kappa_posterior(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_PRIOR_SCALE) -> np.ndarray:
-    """Posterior weights of kappa on the grid ``Discrepancy.grid()`` from internal LFO records."""
-    return _grid_posterior(design, lfo, prior_scale)[0]
+def kappa_posterior(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_PRIOR_SCALE,
+                    noise: str = "student_t") -> np.ndarray:
+    """Posterior weights of kappa on the grid ``Discrepancy.grid()`` from internal LFO records
+    (``noise``: the fit's likelihood)."""
+    return _grid_posterior(design, lfo, prior_scale, noise)[0]
 
 
-def log_evidence(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_PRIOR_SCALE) -> float:
+def log_evidence(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_PRIOR_SCALE,
+                 noise: str = "student_t") -> float:
     """log p(internal LFO residuals | design): the likelihood integrated over kappa's prior.
     ``discrepancy="auto"`` picks the design with the largest (the internal runs alone decide)."""
-    return _grid_posterior(design, lfo, prior_scale)[1]
+    return _grid_posterior(design, lfo, prior_scale, noise)[1]
 
 
-def _lambda_nodes() -> np.ndarray:
-    from scipy.stats import invgamma
+def _lambda_nodes(noise: str = "student_t", nu: float = NU) -> np.ndarray:
+    """Equal-probability nodes of the variance mixing of a unit-scale error: Student-t
+    (InvGamma(nu/2, nu/2)), Laplace (2 Exp(1)) or Gaussian (1)."""
+    from scipy.stats import expon, invgamma
 
-    return invgamma.ppf((np.arange(_N_LAMBDA) + 0.5) / _N_LAMBDA, a=NU / 2, scale=NU / 2)
+    u = (np.arange(_N_LAMBDA) + 0.5) / _N_LAMBDA
+    if noise == "gaussian":
+        return np.ones(1)
+    if noise == "laplace":
+        return 2.0 * expon.ppf(u)
+    return invgamma.ppf(u, a=nu / 2, scale=nu / 2)
 
 
-def _grid_posterior(design: str, lfo: pd.DataFrame, prior_scale: float) -> tuple[np.ndarray, float]:
+def _design_distance(design: str, lfo: pd.DataFrame) -> np.ndarray:
+    """Each internal held-out run's distance from its own internal training runs."""
+    x = lfo["log10_C"].to_numpy(np.float64)
+    if design == "constant":
+        return np.ones_like(x)
+    origins = lfo["origin_centre" if design == "centre" else "origin_edge"].to_numpy(np.float64)
+    return np.maximum(x - origins, 0.0)
+
+
+def _log_lik_grid(k: np.ndarray, r: np.ndarray, var_param: np.ndarray, sigma2: np.ndarray, d: np.ndarray,
+                  noise: str) -> np.ndarray:
+    """sum_i log E[Normal(r_i; 0, p_i + l1 s_i^2 + l2 k^2 d_i^2)] for every k on the grid."""
+    from scipy.special import logsumexp
+
+    l1 = _lambda_nodes(noise)
+    l2 = _lambda_nodes("student_t", NU)
+    base = (var_param[:, None] + sigma2[:, None] * l1[None, :])[:, :, None]  # (n, L1, 1)
+    extra = (d[:, None] ** 2 * l2[None, :])[:, None, :]                        # (n, 1, L2)
+    out = np.empty(k.size)
+    chunk = max(1, int(4e6 // max(1, r.size * l1.size * l2.size)))
+    for start in range(0, k.size, chunk):
+        kk = k[start:start + chunk, None, None, None]
+        var = base[None] + kk ** 2 * extra[None]
+        logp = -0.5 * (np.log(2 * math.pi * var) + r[None, :, None, None] ** 2 / var)
+        per_run = logsumexp(logp.reshape(logp.shape[0], r.size, -1), axis=2) - math.log(l1.size * l2.size)
+        out[start:start + chunk] = per_run.sum(axis=1)
+    return out
+
+
+def _grid_posterior(design: str, lfo: pd.DataFrame, prior_scale: float,
+                    noise: str = "student_t") -> tuple[np.ndarray, float]:
     k = _GRID
     widths = np.gradient(k)
     logw = _halfnormal_logpdf(k, prior_scale) + np.log(widths)
     if len(lfo):
-        origins = lfo["origin_centre"] if design == "centre" else lfo["origin_edge"]
-        d = distance(design, lfo["log10_C"].to_numpy(), 0.0) if design == "constant" else np.maximum(
-            lfo["log10_C"].to_numpy() - origins.to_numpy(), 0.0)
-        r = lfo["residual"].to_numpy(np.float64)
-        v = lfo["variance"].to_numpy(np.float64)
-        from scipy.special import logsumexp
-
-        lam = _lambda_nodes()
-        var = v[None, :, None] + (k[:, None, None] * d[None, :, None]) ** 2 * lam[None, None, :]
-        logp = -0.5 * (np.log(2 * math.pi * var) + r[None, :, None] ** 2 / var)
-        logw = logw + (logsumexp(logp, axis=2) - math.log(lam.size)).sum(axis=1)
+        logw = logw + _log_lik_grid(k, lfo["residual"].to_numpy(np.float64), lfo["var_param"].to_numpy(np.float64),
+                                    lfo["sigma2"].to_numpy(np.float64), _design_distance(design, lfo), noise)
     top = logw.max()
     w = np.exp(logw - top)
     return w / w.sum(), float(top + np.log(w.sum()))
@@ -185,6 +219,7 @@ class Discrepancy:
     fits: tuple[dict[str, Any], ...] = ()
     notes: tuple[str, ...] = ()
     evidence: Mapping[str, float] = field(default_factory=dict)
+    noise: str = "student_t"
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
@@ -206,20 +241,24 @@ class Discrepancy:
 
     @classmethod
     def from_lfo(cls, design: str, lfo: pd.DataFrame, log10_C_train: Any, prior_scale: float = KAPPA_PRIOR_SCALE,
-                 fits: Sequence[Mapping[str, Any]] = (), notes: Sequence[str] = ()) -> Discrepancy:
+                 fits: Sequence[Mapping[str, Any]] = (), notes: Sequence[str] = (),
+                 noise: str = "student_t") -> Discrepancy:
         """kappa's posterior for ``design`` (or ``"auto"``: the design of largest evidence)
-        from internal leave-future-out records."""
-        evidence = {d: log_evidence(d, lfo, prior_scale) for d in DESIGNS}
+        from internal leave-future-out records; ``noise`` is the fit's likelihood."""
+        fitted = {d: _grid_posterior(d, lfo, prior_scale, noise) for d in DESIGNS}
+        evidence = {d: v[1] for d, v in fitted.items()}
         if design == "auto":
             design = max(DESIGNS, key=lambda d: evidence[d]) if len(lfo) else DESIGNS[0]
-        return cls(design=design, origin=origin_of(design, log10_C_train),
-                   weights=kappa_posterior(design, lfo, prior_scale), prior_scale=prior_scale,
-                   lfo=lfo.reset_index(drop=True), fits=tuple(dict(f) for f in fits), notes=tuple(notes),
-                   evidence=evidence)
+        if design not in fitted:
+            raise ValueError(f"discrepancy design must be 'auto' or one of {', '.join(DESIGNS)}, got {design!r}")
+        return cls(design=design, origin=origin_of(design, log10_C_train), weights=fitted[design][0],
+                   prior_scale=prior_scale, lfo=lfo.reset_index(drop=True), fits=tuple(dict(f) for f in fits),
+                   notes=tuple(notes), evidence=evidence, noise=noise)
 
     def with_design(self, design: str, log10_C_train: Any) -> Discrepancy:
         """The same internal leave-future-out evidence read through another design (or "auto")."""
-        return Discrepancy.from_lfo(design, self.lfo, log10_C_train, self.prior_scale, self.fits, self.notes)
+        return Discrepancy.from_lfo(design, self.lfo, log10_C_train, self.prior_scale, self.fits, self.notes,
+                                    self.noise)
 
     # ------------------------------------------------------------------ kappa
     def kappa_quantiles(self, q: Sequence[float] = (0.05, 0.5, 0.95)) -> np.ndarray:
@@ -279,13 +318,16 @@ class Discrepancy:
             return pd.DataFrame(columns=["level", "plain", "calibrated", "n"])
         pit = self.lfo["pit"].to_numpy(np.float64)
         r = self.lfo["residual"].to_numpy(np.float64)
-        v = self.lfo["variance"].to_numpy(np.float64)
-        origin_col = self.lfo["origin_centre"] if self.design == "centre" else self.lfo["origin_edge"]
-        d = distance(self.design, self.lfo["log10_C"].to_numpy(), 0.0) if self.design == "constant" else np.maximum(
-            self.lfo["log10_C"].to_numpy() - origin_col.to_numpy(), 0.0)
-        lam = _lambda_nodes()
-        sd = np.sqrt(v[None, :, None] + (_GRID[:, None, None] * d[None, :, None]) ** 2 * lam[None, None, :])
-        cal_pit = (self.weights[:, None] * norm.cdf(r[None, :, None] / sd).mean(axis=2)).sum(axis=0)
+        p = self.lfo["var_param"].to_numpy(np.float64)
+        s2 = self.lfo["sigma2"].to_numpy(np.float64)
+        d = _design_distance(self.design, self.lfo)
+        l1, l2 = _lambda_nodes(self.noise), _lambda_nodes("student_t", NU)
+        keep = self.weights > 1e-9 * self.weights.max()
+        k, w = _GRID[keep], self.weights[keep] / self.weights[keep].sum()
+        cal_pit = np.zeros(r.size)
+        for kj, wj in zip(k, w, strict=True):
+            var = p[:, None, None] + s2[:, None, None] * l1[None, :, None] + (kj * d)[:, None, None] ** 2 * l2[None, None, :]
+            cal_pit += wj * norm.cdf(r[:, None, None] / np.sqrt(var)).mean(axis=(1, 2))
         for lev in levels:
             half = float(lev) / 2
             rows.append({"level": float(lev), "plain": float(np.mean(np.abs(pit - 0.5) <= half)),
@@ -298,6 +340,7 @@ class Discrepancy:
             "design": self.design, "origin": self.origin, "weights": self.weights.tolist(),
             "prior_scale": self.prior_scale, "lfo": self.lfo[list(_LFO_COLUMNS)].to_dict(orient="list"),
             "fits": list(self.fits), "notes": list(self.notes), "evidence": dict(self.evidence),
+            "noise": self.noise,
         })
 
     @classmethod
@@ -305,7 +348,8 @@ class Discrepancy:
         d = json.loads(text)
         return cls(design=d["design"], origin=float(d["origin"]), weights=np.asarray(d["weights"]),
                    prior_scale=float(d["prior_scale"]), lfo=pd.DataFrame(d["lfo"], columns=list(_LFO_COLUMNS)),
-                   fits=tuple(d["fits"]), notes=tuple(d["notes"]), evidence=d.get("evidence", {}))
+                   fits=tuple(d["fits"]), notes=tuple(d["notes"]), evidence=d.get("evidence", {}),
+                   noise=d.get("noise", "student_t"))
 
     def summary(self) -> dict[str, Any]:
         """kappa's posterior median and 90% interval, the LFO evidence behind it, notes."""
@@ -367,6 +411,7 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
         mu = log_mean_draws(spec, flat, logN[test], logD[test], logU[test], fam[test])
         noise = np.asarray(spec.lik.standard_noise(cfg.seed + 101 + k, mu.shape))
         x = mu + flat["sigma"][:, None] * noise
+        sigma2 = float(np.mean(np.asarray(flat["sigma"], np.float64) ** 2))
         y = np.log(data.loss[test])
         div = int(np.asarray(extra["diverging"]).sum())
         fits.append({"holdout": float(h), "n_train": int(train.size), "n_test": int(test.size),
@@ -376,10 +421,11 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
         records.append(pd.DataFrame({
             "cut": float(h), "row": test, "family": [data.families[i] for i in data.family_idx[test]],
             "log10_C": log10_C[test], "origin_centre": float(np.median(log10_C[train])),
-            "origin_edge": float(np.max(log10_C[train])), "residual": y - x.mean(axis=0),
-            "variance": x.var(axis=0), "pit": (x < y[None, :]).mean(axis=0),
+            "origin_edge": float(np.max(log10_C[train])), "residual": y - mu.mean(axis=0),
+            "variance": x.var(axis=0), "var_param": mu.var(axis=0), "sigma2": sigma2,
+            "pit": (x < y[None, :]).mean(axis=0),
         }))
     lfo = pd.concat(records, ignore_index=True) if records else pd.DataFrame(columns=list(_LFO_COLUMNS))
     if not records:
         notes.append("no internal leave-future-out fit was possible: kappa is its prior alone")
-    return Discrepancy.from_lfo(design, lfo, log10_C, prior_scale, fits, notes)
+    return Discrepancy.from_lfo(design, lfo, log10_C, prior_scale, fits, notes, noise=spec.likelihood)

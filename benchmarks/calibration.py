@@ -196,18 +196,31 @@ def main() -> None:
         else:
             c = CASES[name]
             jobs += [(name, c, c["law"], cut, args.seed) for cut in args.cuts]
+    seen: dict[tuple, float] = {}
     for name, case, law, cut, seed in jobs:
+        df = simulated_runs(seed) if case is None else bs.datasets.load(case["dataset"], **case["load"])
+        from bayescale.backtesting import split
+        from bayescale.data import validate
+
+        train = tuple(split(validate(df, check_duplicates=False), cut)[0])
+        if (name, train) in seen:  # e.g. one token count per model size: two shares, one split
+            print(f"{name:<22} cut {cut:.1f}: the same split as cut {seen[(name, train)]:.1f}; skipped", flush=True)
+            continue
+        seen[(name, train)] = cut
         key = args.cache / f"{name.replace(':', '_')}_cut{round(100 * cut)}_seed{seed}.x"
         if key.with_suffix(".json").exists():
             info = json.loads(key.with_suffix(".json").read_text())
             pred = pd.read_csv(key.with_suffix(".csv"))
         else:
-            df = simulated_runs(seed) if case is None else bs.datasets.load(case["dataset"], **case["load"])
             pred, info = run_backtest(name, df, law, cut, seed)
             pred.to_csv(key.with_suffix(".csv"), index=False)
             key.with_suffix(".json").write_text(json.dumps(info, default=float))
         print(f"{name:<22} cut {cut:.1f}: {info['n_train']}/{info['n_test']} runs, {info['wall_s']:.0f} s, "
               f"kappa {info['kappa_by_design']}, diagnostics ok {info['diagnostics_ok']}", flush=True)
+        if info.get("discrepancy"):  # the design "auto" chose is the fit's own ("bayescale") rows
+            own = f"bayescale:{info['discrepancy']['design']}"
+            if not (pred["method"] == own).any():
+                pred = pd.concat([pred, pred[pred["method"] == "bayescale"].assign(method=own)], ignore_index=True)
         frames.append(pred)
         infos.append(info)
     runs = pd.concat(frames, ignore_index=True)

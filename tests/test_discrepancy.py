@@ -29,10 +29,11 @@ def _records(kappa: float, n: int, seed: int = 0) -> pd.DataFrame:
     origin = 20.0
     v = np.full(n, 0.004 ** 2)
     d = log10_C - origin
-    r = rng.normal(0.0, np.sqrt(v)) + kappa * d * rng.standard_t(NU, n)
+    # the noise of the fit's Student-t likelihood (scale 0.004), no parameter uncertainty
+    r = 0.004 * rng.standard_t(NU, n) + kappa * d * rng.standard_t(NU, n)
     return pd.DataFrame({"cut": 0.2, "row": np.arange(n), "family": "f", "log10_C": log10_C,
-                         "origin_centre": origin, "origin_edge": origin + 0.5, "residual": r, "variance": v,
-                         "pit": 0.5})
+                         "origin_centre": origin, "origin_edge": origin + 0.5, "residual": r, "variance": 2 * v,
+                         "var_param": 0.0, "sigma2": v, "pit": 0.5})
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -62,16 +63,16 @@ def test_prior_alone_is_the_half_normal():
     assert d.kappa_rms == pytest.approx(KAPPA_PRIOR_SCALE, rel=0.03)
 
 
-@pytest.mark.parametrize("kappa", [0.004, 0.02])
+@pytest.mark.parametrize("kappa", [0.02, 0.05])
 def test_kappa_posterior_recovers_the_simulated_scale(kappa):
-    # n = 4000 records: the Fisher information of a t_4 scale is (2 nu / (nu + 3)) / kappa^2 per
-    # record, so kappa's relative sd is about 1/sqrt(4000 * 8/7) ~ 1.5% (more where the known
-    # variance dominates); 6% is ~4 standard errors; the grid steps are ~2.3%
+    # n = 4000 records of noise (t_4, scale 0.004) plus a t_4 law error of scale kappa * d:
+    # 12 replications at kappa = 0.02 gave a relative sd of the posterior median of 2.6% and a
+    # bias of +2% (the grid, the quadrature and the prior); 10% is > 3 sd beyond the bias
     lfo = _records(kappa, 4000, seed=1)
     d = Discrepancy.from_lfo("centre", lfo, log10_C_train=[19.0, 20.0, 21.0])
-    assert d.kappa_quantiles([0.5])[0] == pytest.approx(kappa, rel=0.06)
+    assert d.kappa_quantiles([0.5])[0] == pytest.approx(kappa, rel=0.10)
     q5, q95 = d.kappa_quantiles([0.05, 0.95])
-    assert q5 < kappa * 1.03 and q95 > kappa * 0.97
+    assert q5 < kappa * 1.05 and q95 > kappa * 0.95
 
 
 def test_draws_are_kappa_times_a_student_t():
@@ -272,8 +273,10 @@ def test_backtest_scores_plain_and_designs(small_fit):
         bt = bs.backtest(df, holdout=0.25, designs=DESIGNS, baseline=False,
                          fit_kwargs={"draws": 200, "warmup": 200, "chains": 2, "seed": 3})
     methods = set(bt.scores["method"])
-    own = bt.fit.discrepancy.design
-    assert methods == {"bayescale", "plain"} | {f"bayescale:{d}" for d in DESIGNS if d != own}
+    assert methods == {"bayescale", "plain"} | {f"bayescale:{d}" for d in DESIGNS}
+    own = bt.predictions[bt.predictions["method"] == f"bayescale:{bt.fit.discrepancy.design}"]
+    mine = bt.predictions[bt.predictions["method"] == "bayescale"]
+    np.testing.assert_allclose(own["lower_90"].to_numpy(), mine["lower_90"].to_numpy())
     assert {"interval_score_50", "interval_score_90"} <= set(bt.scores.columns)
     obs = bt.predictions[bt.predictions["kind"] == "observation"]
     got = interval_score(obs["lower_90"], obs["upper_90"], obs["loss"], 0.9)
@@ -294,3 +297,15 @@ def test_cli_fit_without_discrepancy_says_plain(tmp_path, capsys):
     run(["predict", str(tmp_path / "f.nc"), "--N", "7e10", "--D", "1.4e12"])
     out = capsys.readouterr().out
     assert "plain model" in out and "model discrepancy 0.0000" in out
+
+
+def test_cli_predict_and_plan_average_several_fits(small_fit, tmp_path, capsys):
+    from bayescale.cli import run
+
+    a = small_fit.save(tmp_path / "a.nc")
+    b = small_fit.with_discrepancy(None).save(tmp_path / "b.nc")
+    assert run(["predict", str(a), str(b), "--N", "7e10", "--D", "1.4e12", "--weights", "waic", "--json"]) == 0
+    cap = capsys.readouterr()
+    assert "model average (waic)" in cap.err and '"law": "average(' in cap.out
+    assert run(["plan", str(a), str(b), "--budget", "1e23", "--weights", "waic"]) == 0
+    assert "average(" in capsys.readouterr().out
