@@ -408,6 +408,11 @@ def _make_plan(ev: _Evaluator, budget: float, risk: RiskMeasure, s: _Search) -> 
     if ev.U is not None and D / U > 1 + 1e-9 and not ev.uses_unique_tokens(s.N, budget):
         notes.append(f"law {ev.law!r} ignores unique tokens: it treats {D / U:.3g} epochs of repeated data as "
                      "fresh; plan with a data-constrained law (data_constrained) to price repetition")
+    disc = getattr(ev, "discrepancy", None)
+    if disc is not None:
+        notes.append(f"loss draws include the law's own error (discrepancy {disc.design}, sd "
+                     f"{disc.sd([math.log10(6.0 * s.N * D)])[0]:.4f} in log loss here); "
+                     "fit.with_discrepancy(None) plans on the plain model")
     if extrapolation > 1:
         notes.append(f"the plan lies {extrapolation:.2f} decades of compute beyond the fitted runs: it rests on the "
                      "law's form holding that far")
