@@ -408,7 +408,10 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
         else:
             samples, extra = run_nuts(spec, data, sub, progress=False, obs_mask=mask)
         flat = {s: v.reshape((-1,) + v.shape[2:]) for s, v in samples.items()}
-        mu = log_mean_draws(spec, flat, logN[test], logD[test], logU[test], fam[test])
+        # every row, then the held-out ones: the whole table's shape is already compiled (the fit's
+        # own log-likelihood), while each new subset shape would compile every eager op again and a
+        # long session of them exhausts the process's memory mappings
+        mu = log_mean_draws(spec, flat, logN, logD, logU, fam)[:, test]
         noise = np.asarray(spec.lik.standard_noise(cfg.seed + 101 + k, mu.shape))
         x = mu + flat["sigma"][:, None] * noise
         sigma2 = float(np.mean(np.asarray(flat["sigma"], np.float64) ** 2))

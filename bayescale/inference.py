@@ -487,6 +487,35 @@ def _build_sampler(spec: ModelSpec, cfg: SamplerConfig, progress: bool):
     return mcmc, jax_log_joint(model)
 
 
+#: Memory mappings a process may hold before compiled programs are dropped (Linux's default
+#: vm.max_map_count is 65530; every NUTS run adds about a thousand, and at the limit LLVM fails
+#: with "Cannot allocate memory" or the process segfaults reading the compilation cache).
+MAX_MAPPINGS = 40_000
+
+
+def release_compiled_if_crowded(limit: int = MAX_MAPPINGS) -> bool:
+    """Drop kept samplers and JAX's in-memory compiled programs when this process holds more
+    than ``limit`` memory mappings (Linux; a no-op elsewhere). Returns whether it did.
+
+    Each ``mcmc.run`` compiles NUTS' initialisation anew (numpyro closes over the data), and
+    the executables stay mapped until JAX's caches are cleared; a long session of fits (a
+    sweep, a test suite) would otherwise run out of mappings. The persistent disk cache, if
+    enabled, still serves the next compilation.
+    """
+    try:
+        with open(f"/proc/{os.getpid()}/maps", "rb") as fh:
+            count = sum(1 for _ in fh)
+    except OSError:
+        return False
+    if count <= limit:
+        return False
+    import jax
+
+    _SAMPLERS.clear()
+    jax.clear_caches()
+    return True
+
+
 def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: bool | str = "auto",
              obs_mask: np.ndarray | None = None):
     """Sample the posterior; returns ``(samples_by_chain, extra_fields_by_chain)`` as numpy.
@@ -498,6 +527,7 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
 
     if progress == "auto":
         progress = sys.stderr.isatty()
+    release_compiled_if_crowded()
     mcmc, log_joint = _sampler(spec, cfg, bool(progress))
     args = model_args(data)
     log_y = np.log(data.loss).astype(np.float32)

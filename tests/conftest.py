@@ -22,6 +22,15 @@ def _compilation_cache(tmp_path_factory):
     enable_compilation_cache(tmp_path_factory.mktemp("jax_cache"))
 
 
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+    """Keep the session's memory mappings well under Linux's limit (bayescale.inference)."""
+    yield
+    from bayescale.inference import release_compiled_if_crowded
+
+    release_compiled_if_crowded(limit=20_000)
+
+
 @pytest.fixture(scope="session")
 def epoch240_fit():
     """The Chinchilla law at bs.fit's defaults on Epoch's 240 runs (Besiroglu et al. 2024)."""

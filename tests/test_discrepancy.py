@@ -309,3 +309,12 @@ def test_cli_predict_and_plan_average_several_fits(small_fit, tmp_path, capsys):
     assert "model average (waic)" in cap.err and '"law": "average(' in cap.out
     assert run(["plan", str(a), str(b), "--budget", "1e23", "--weights", "waic"]) == 0
     assert "average(" in capsys.readouterr().out
+
+
+def test_compiled_programs_are_released_when_crowded():
+    from bayescale import inference
+
+    inference._SAMPLERS[("x",)] = ("kept",)
+    assert inference.release_compiled_if_crowded(limit=0) is True
+    assert inference._SAMPLERS == {}
+    assert inference.release_compiled_if_crowded(limit=10**9) is False

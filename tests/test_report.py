@@ -38,8 +38,11 @@ def test_report_is_self_contained(report, small_fit):
     assert not re.search(r'(src|href)="(https?:|//|file:)', text), "no external resources"
     assert "<script" not in text
     assert "Chinchilla &lt;small&gt; test" in text  # the title is escaped
-    for table in ("Posterior summary", "Predictions", "Plan for 1e+22 FLOPs", "Model and sampler"):
+    for table in ("Posterior summary", "Predictions", "Plan for 1e+22 FLOPs", "Model and sampler",
+                  "Extrapolation: where the uncertainty comes from"):
         assert table in text
+    # the default fit learned a discrepancy: its split of the uncertainty and its calibration plot
+    assert "sd_model" in text and "calibration" in report.figures and 'id="fig-calibration"' in text
     assert "Diagnostics passed" in text if small_fit.diagnose().ok else "Diagnostics FAILED" in text
     citation = small_fit.source["citation"]
     assert "Hoffmann" in citation and html.escape(citation) in text
@@ -120,6 +123,12 @@ def test_result_files_get_ordinary_permissions(report):
     mask = os.umask(0)
     os.umask(mask)
     assert report.path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_report_of_a_plain_fit_says_so(small_fit, tmp_path):
+    rep = write_report(small_fit.with_discrepancy(None), tmp_path / "plain.html")
+    text = rep.path.read_text(encoding="utf-8")
+    assert "Plain model" in text and "calibration" not in rep.figures
 
 
 def test_report_of_an_approximate_fit_says_so(tmp_path):
