@@ -102,10 +102,10 @@ def test_strict_turns_failed_diagnostics_into_an_error(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "diagnostics" in err
     df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[::8]
     with pytest.raises(bs.DiagnosticsError) as info:
-        bs.fit(df, draws=15, warmup=15, chains=2, strict=True, progress=False)
+        bs.fit(df, draws=15, warmup=15, chains=2, strict=True, progress=False, discrepancy=None)
     assert not info.value.fit.diagnose().ok
     with pytest.warns(bs.DiagnosticsWarning, match="ESS"):
-        bs.fit(df, draws=15, warmup=15, chains=2, progress=False)
+        bs.fit(df, draws=15, warmup=15, chains=2, progress=False, discrepancy=None)
 
 
 def test_load_rejects_incompatible_format_version(small_fit, tmp_path):
@@ -142,7 +142,7 @@ def test_compare_verb(tmp_path, capsys):
     import bayescale as bs
 
     df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[::6]
-    kw = dict(draws=100, warmup=100, chains=2, seed=2, progress=False, warn=False)
+    kw = dict(draws=100, warmup=100, chains=2, seed=2, progress=False, warn=False, discrepancy=None)
     a = bs.fit(df, law="chinchilla", **kw).save(tmp_path / "chin.nc")
     b = bs.fit(df, law="kaplan", **kw).save(tmp_path / "kap.nc")
     assert run(["compare", str(a), str(b), "--method", "waic", "--json"]) == EXIT_OK

@@ -44,7 +44,7 @@ def test_waic_by_hand(pair):
 def test_refuses_different_data(pair):
     other = dict(pair)
     df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[1::3]
-    other["different"] = bs.fit(df, draws=50, warmup=50, chains=1, progress=False, warn=False)
+    other["different"] = bs.fit(df, draws=50, warmup=50, chains=1, progress=False, warn=False, discrepancy=None)
     with pytest.raises(ValueError, match="different runs"):
         bs.compare(other)
 

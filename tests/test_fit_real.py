@@ -129,14 +129,15 @@ def test_multi_family_predict_needs_family(gadre_partial_fit):
 
 def test_unseen_family_needs_partial_pooling():
     df = bs.datasets.load("gadre")
-    fit = bs.fit(df, hierarchy={"E": "independent"}, draws=50, warmup=50, chains=1, progress=False, warn=False)
+    fit = bs.fit(df, hierarchy={"E": "independent"}, draws=50, warmup=50, chains=1, progress=False, warn=False,
+                 discrepancy=None)
     with pytest.raises(bs.DataError, match="E"):
         fit.predict(pd.DataFrame({"N": [1e9], "D": [2e10], "family": ["new"]}))
 
 
 def test_same_seed_same_draws():
     df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[::6]
-    kw = dict(draws=60, warmup=60, chains=2, seed=11, progress=False, warn=False)
+    kw = dict(draws=60, warmup=60, chains=2, seed=11, progress=False, warn=False, discrepancy=None)
     a, b = bs.fit(df, **kw), bs.fit(df, **kw)
     np.testing.assert_array_equal(a.datatree["posterior"]["alpha"].values, b.datatree["posterior"]["alpha"].values)
 
@@ -146,7 +147,7 @@ def test_refit_after_jax_clear_caches():
     import jax
 
     df = bs.datasets.load("chinchilla", epoch_subset=True).iloc[::6]
-    kw = dict(draws=60, warmup=60, chains=2, seed=11, progress=False, warn=False)
+    kw = dict(draws=60, warmup=60, chains=2, seed=11, progress=False, warn=False, discrepancy=None)
     a = bs.fit(df, **kw)
     jax.clear_caches()
     b = bs.fit(df, **kw)
