@@ -461,9 +461,8 @@ class Fit:
         sites, idx = self._site_draws_for(list(pts["family"].astype(str)), seed)
         N, D, U = (pts[c].to_numpy(np.float64) for c in ("N", "D", "U"))
         mu = log_mean_draws(self.spec, sites, np.log(N), np.log(D), np.log(np.minimum(U, D)), idx)
-        z = np.asarray(self.spec.lik.standard_noise(seed, (max(mu.shape[0], 4000),)), np.float64)
         var_par = mu.var(axis=0)
-        var_noise = np.full(len(pts), float(np.mean(sites["sigma"] ** 2) * z.var()))
+        var_noise = np.full(len(pts), float(np.mean(sites["sigma"] ** 2) * self.spec.lik.unit_variance()))
         disc = self.discrepancy
         var_model = np.zeros(len(pts)) if disc is None else disc.sd(np.log10(6.0 * N * D)) ** 2
         total = var_par + var_noise + var_model

@@ -65,3 +65,12 @@ class Likelihood:
         if self.name == "gaussian":
             return rng.standard_normal(shape)
         return rng.laplace(0.0, 1.0, shape)
+
+    def unit_variance(self) -> float:
+        """Variance of the standardised noise: Student-t nu / (nu - 2), Laplace 2, Gaussian 1.
+
+        Exact, not a sample variance: a sample of t_4 draws has no finite variance of its own.
+        """
+        if self.name == "student_t":
+            return self.nu / (self.nu - 2.0) if self.nu > 2.0 else float("inf")
+        return 2.0 if self.name == "laplace" else 1.0
