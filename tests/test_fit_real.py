@@ -122,6 +122,14 @@ def test_partial_pooling_summary_and_unseen_family(gadre_partial_fit):
     assert (new["upper"] - new["lower"]).iloc[0] > (seen["upper"] - seen["lower"]).iloc[0]
 
 
+def test_target_accept_default_follows_pooling(gadre_partial_fit, small_fit):
+    # partial pooling samples at the higher target acceptance; a single-family fit at 0.8
+    from bayescale.fitting import DEFAULT_TARGET_ACCEPT, PARTIAL_TARGET_ACCEPT
+
+    assert gadre_partial_fit.sampler.target_accept == PARTIAL_TARGET_ACCEPT == 0.95
+    assert small_fit.sampler.target_accept == DEFAULT_TARGET_ACCEPT == 0.8
+
+
 def test_multi_family_predict_needs_family(gadre_partial_fit):
     with pytest.raises(bs.DataError, match="family"):
         gadre_partial_fit.predict(pd.DataFrame({"N": [1e9], "D": [2e10]}))
