@@ -441,6 +441,36 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     return folder
 
 
+def _init_median_gamma_mean(site: dict | None = None):
+    """Start every chain at the median of 15 prior draws per site (numpyro's
+    ``init_to_median``), except sites with a Gamma prior, which start at its mean.
+
+    The initialisation is traced into the same program as the chains, and JAX's Gamma
+    sampler (rejection sampling in a loop) is slow to compile: on Gadre's partially pooled
+    model (five Gamma(2, 20) population scales) XLA compiled the sampler in 16.9 s with
+    ``init_to_median`` everywhere and 9.7 s with this (``jax_log_compiles``, one fit each).
+    The other sites still differ between chains.
+    """
+    from functools import partial
+
+    import numpyro.distributions as nd
+    from numpyro.infer import init_to_mean, init_to_median
+
+    if site is None:
+        return partial(_init_median_gamma_mean)
+    fn = site.get("fn")
+    while isinstance(fn, (nd.ExpandedDistribution, nd.MaskedDistribution, nd.Independent)):
+        fn = fn.base_dist
+    if site["type"] == "sample" and not site["is_observed"] and isinstance(fn, nd.Gamma):
+        return init_to_mean(site)
+    return init_to_median(site, num_samples=15)
+
+
+def init_strategy():
+    """The initialisation every NUTS fit and the Laplace mode search start from."""
+    return _init_median_gamma_mean()
+
+
 #: samplers built in this process, by (spec, settings without the seed, progress bar)
 _SAMPLERS: dict[tuple, tuple] = {}
 _SAMPLER_CACHE_SIZE = 8
@@ -465,7 +495,7 @@ def _sampler(spec: ModelSpec, cfg: SamplerConfig, progress: bool):
 
 
 def _build_sampler(spec: ModelSpec, cfg: SamplerConfig, progress: bool):
-    from numpyro.infer import MCMC, NUTS, init_to_median
+    from numpyro.infer import MCMC, NUTS
 
     model = make_model(spec)
     kernel = NUTS(
@@ -473,7 +503,7 @@ def _build_sampler(spec: ModelSpec, cfg: SamplerConfig, progress: bool):
         dense_mass=cfg.dense_mass,
         target_accept_prob=cfg.target_accept,
         max_tree_depth=cfg.max_tree_depth,
-        init_strategy=init_to_median(num_samples=15),
+        init_strategy=init_strategy(),
     )
     mcmc = MCMC(
         kernel,
@@ -577,7 +607,6 @@ def laplace_mode(spec: ModelSpec, data: ScalingData, seed: int = 0, obs_mask: np
     import jax.numpy as jnp
     import scipy.optimize
     from jax.flatten_util import ravel_pytree
-    from numpyro.infer import init_to_median
     from numpyro.infer.util import initialize_model
 
     model = make_model(spec)
@@ -585,7 +614,7 @@ def laplace_mode(spec: ModelSpec, data: ScalingData, seed: int = 0, obs_mask: np
     log_y = np.log(data.loss).astype(np.float32)
     kwargs = {"log_y": log_y} if obs_mask is None else {"log_y": log_y, "obs_mask": np.asarray(obs_mask, bool)}
     info = initialize_model(jax.random.PRNGKey(seed), model, model_args=args, model_kwargs=kwargs,
-                            init_strategy=init_to_median(num_samples=15))
+                            init_strategy=init_strategy())
     flat0, unravel = ravel_pytree(info.param_info.z)
 
     def potential(x):

@@ -544,6 +544,23 @@ def test_student_t_default_has_four_degrees_of_freedom():
     assert Likelihood().name == "student_t"
 
 
+@pytest.mark.parametrize("nu", [4.0, 2.5, 30.0])
+def test_student_t_constant_normaliser_matches_numpyro(nu):
+    # the density with its normaliser computed in Python equals numpyro's own and scipy's
+    import jax
+    import scipy.stats
+
+    x = np.array([-3.0, -0.2, 0.0, 0.7, 5.0])
+    loc, scale = np.array([0.1, -0.4, 0.0, 1.0, 2.0]), 0.3
+    ours = np.asarray(Likelihood("student_t", nu=nu).dist(loc, scale).log_prob(x))
+    # numpyro's lgamma runs in float32 (rounding ~1e-6 on values of order 1); ours in float64
+    np.testing.assert_allclose(ours, np.asarray(nd.StudentT(nu, loc, scale).log_prob(x)), rtol=1e-6, atol=5e-6)
+    np.testing.assert_allclose(ours, scipy.stats.t(nu, loc, scale).logpdf(x), rtol=1e-5)
+    # the same inside jit and vmap, where numpyro may flatten the distribution
+    traced = jax.jit(jax.vmap(lambda m: Likelihood("student_t", nu=nu).dist(m, scale).log_prob(x[0])))(loc)
+    np.testing.assert_allclose(np.asarray(traced), scipy.stats.t(nu, loc, scale).logpdf(x[0]), rtol=1e-5)
+
+
 @pytest.mark.parametrize(("name", "cls"), [("gaussian", nd.Normal), ("laplace", nd.Laplace)])
 def test_other_likelihoods(name, cls):
     d = Likelihood(name).dist(np.zeros(3), 0.5)
