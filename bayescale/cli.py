@@ -164,6 +164,8 @@ def _sampler_options(p: argparse.ArgumentParser) -> None:
 def _fit_options(f: argparse.ArgumentParser) -> None:
     f.add_argument("--law", default="chinchilla")
     f.add_argument("--hierarchy", default="auto", help="auto | complete | independent | partial")
+    f.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance (default 0.8; 0.95 with partial pooling); raise it on divergences")
     f.add_argument("--likelihood", default="student_t", choices=["student_t", "gaussian", "laplace"])
     f.add_argument("--prior", action="append", type=_key_value, default=[], metavar="NAME=DIST",
                    help='e.g. --prior "alpha=Normal(0.35, 0.1)" (repeatable)')
@@ -246,7 +248,8 @@ def _summary_text(fit) -> str:
         f"law {fit.law}: {fit.data.n_rows} runs, {len(fit.families)} famil{'y' if len(fit.families) == 1 else 'ies'}"
         f" ({', '.join(fit.families)}); pooling {_pooling_text(fit)}; likelihood {fit.spec.likelihood}",
         (f"APPROXIMATE posterior ({fit.approximate}): {fit.sampler.draws} independent draws, no MCMC"
-         if fit.approximate else f"{fit.sampler.chains} chains x {fit.sampler.draws} draws (+{fit.sampler.warmup} warmup)"),
+         if fit.approximate else f"{fit.sampler.chains} chains x {fit.sampler.draws} draws (+{fit.sampler.warmup} warmup), "
+                              f"target accept {fit.sampler.target_accept:g}"),
         table,
         f"diagnostics: {'ok' if d.ok else 'FAILED'} (max R-hat {d.max_r_hat:.3f}, min ESS bulk {d.min_ess_bulk:.0f}, "
         f"tail {d.min_ess_tail:.0f}, {d.divergences} divergences)",
@@ -293,6 +296,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         fixed=fixed or None, likelihood=args.likelihood, draws=args.draws, warmup=args.warmup,
         chains=args.chains, seed=args.seed, progress="auto" if args.progress is None else args.progress,
         columns=dict(args.column) or None, warn=False, strict=args.strict, approx=args.approx,
+        target_accept=args.target_accept,
         discrepancy=None if args.discrepancy == "none" else args.discrepancy,
     )
     path = fit.save(args.output)

@@ -274,7 +274,9 @@ class Discrepancy:
     @property
     def sd_per_decade(self) -> float:
         """The discrepancy's sd per decade of distance: ``kappa_rms sqrt(nu / (nu - 2))``."""
-        return self.kappa_rms * math.sqrt(NU / (NU - 2))
+        from .models.likelihood import Likelihood
+
+        return self.kappa_rms * math.sqrt(Likelihood("student_t", nu=NU).unit_variance())
 
     def distance(self, log10_C: Any) -> np.ndarray:
         """Decades of compute from this fit's origin (the design's ``d(x)``)."""

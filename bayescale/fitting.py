@@ -374,9 +374,11 @@ class Fit:
         min_tail = float(s["ess_tail"].min())
         msgs = []
         if div:
+            ta = float(getattr(self.sampler, "target_accept", DEFAULT_TARGET_ACCEPT))
             msgs.append(
-                f"{div} divergent transitions: the posterior geometry is hard for NUTS; "
-                "raise target_accept (e.g. 0.95) or reparametrise (hierarchy, priors)"
+                f"{div} divergent transitions: the posterior geometry is hard for NUTS; raise "
+                f"target_accept (it was {ta:g}; e.g. {PARTIAL_TARGET_ACCEPT if ta < PARTIAL_TARGET_ACCEPT else 0.99:g}) "
+                "or reparametrise (hierarchy, priors)"
             )
         if s["r_hat"].isna().all():
             msgs.append("R-hat needs at least 2 chains: run chains >= 2 to check convergence")
@@ -761,6 +763,8 @@ def fit(
         if target_accept is None:
             partial = "partial" in spec.pooling.values()
             target_accept = PARTIAL_TARGET_ACCEPT if partial else DEFAULT_TARGET_ACCEPT
+        if not 0.0 < float(target_accept) < 1.0:
+            raise DataError(f"target_accept must be between 0 and 1 (exclusive), got {target_accept!r}")
         cfg = SamplerConfig(
             draws=draws, warmup=warmup, chains=chains, seed=seed, dense_mass=dense_mass,
             target_accept=target_accept, chain_method=chain_method,

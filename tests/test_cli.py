@@ -60,6 +60,7 @@ def test_predict_matches_api(saved_fit, small_fit, capsys):
         (["fit", "{goodcsv}", "--law", "nope", "-o", "{out}"], "unknown law"),
         (["fit", "{goodcsv}", "--prior", "alpha=Normal(", "-o", "{out}"], "alpha"),
         (["fit", "{goodcsv}", "--fix", "Z=1", "-o", "{out}"], "Z"),
+        (["fit", "{goodcsv}", "--target-accept", "1.5", "-o", "{out}"], "target_accept"),
         (["nonsense"], "invalid choice"),
     ],
 )
@@ -88,6 +89,18 @@ def test_fit_writes_file_and_exit_3_when_diagnostics_fail(tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == EXIT_DIAGNOSTICS
     assert "FAILED" in text and out.exists()
+
+
+def test_fit_target_accept_reaches_the_sampler_and_the_file(tmp_path, capsys):
+    import bayescale as bs
+
+    csv = tmp_path / "runs.csv"
+    bs.datasets.load("chinchilla", epoch_subset=True).iloc[::8].to_csv(csv, index=False)
+    out = tmp_path / "ta.nc"
+    run(["fit", str(csv), "--draws", "15", "--warmup", "15", "--chains", "2", "--target-accept", "0.9",
+         "--discrepancy", "none", "-o", str(out)])
+    capsys.readouterr()
+    assert bs.load_fit(out).sampler.target_accept == 0.9
 
 
 def test_strict_turns_failed_diagnostics_into_an_error(tmp_path, capsys):
