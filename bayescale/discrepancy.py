@@ -20,17 +20,36 @@ on the smaller runs (the same compiled sampler, with the larger runs masked out 
 likelihood) and predicts the larger ones. Each internal held-out run i gives a residual
 ``r_i = log y_i - E[log L_law]`` under the internal posterior, the variance ``p_i`` of the
 law's log loss across its draws (parameter uncertainty, taken as normal) and the noise scale
-``s^2 = E[sigma^2]``. The noise keeps the fit's own likelihood and the law error its
-Student-t, both written as scale mixtures of normals (noise: lambda_1 ~ InvGamma(nu/2, nu/2)
-for the Student-t, 2 Exp(1) for the Laplace, 1 for the Gaussian; law error: lambda_2 ~
-InvGamma(2, 2)), integrated on 16 x 16 equal-probability nodes:
+``s^2 = E[sigma^2]``. The noise keeps the fit's own likelihood, written as a scale mixture
+of normals (lambda_1 ~ InvGamma(nu/2, nu/2) for the Student-t, 2 Exp(1) for the Laplace, 1
+for the Gaussian) on 16 equal-probability nodes. How the held-out runs' law errors depend
+on each other is the *structure*:
 
-    p(r | kappa) = prod_i E[ Normal(r_i; 0, p_i + lambda_1 s^2 + lambda_2 kappa^2 d_i^2) ],
+* ``"shared"`` (default): the held-out runs of one internal cut share one law error per
+  decade, ``delta_i = b_c d_i`` with ``b_c ~ StudentT(4, 0, kappa)``: a law that is off
+  beyond a cut is off for every larger run in the same direction, growing with distance.
+  The likelihood integrates the slope out, one dimension per cut (trapezoid rule on a fixed
+  slope grid, ``_slope_grid``):
 
-evaluated on a grid of kappa (one dimension: a grid is exact enough and needs no sampler),
-times the prior, gives the posterior of kappa. Predictions then add ``delta`` with kappa
-drawn from that posterior. ``discrepancy="auto"`` takes the design whose internal evidence
-(that likelihood integrated over kappa's prior) is largest.
+      p(r | kappa) = prod_c int t_4(b; 0, kappa) prod_{i in c} E[Normal(r_i - b d_i; 0, p_i + lambda_1 s^2)] db.
+
+  kappa is then learned from as many slopes as there are cuts, so its posterior keeps the
+  width that a handful of extrapolations warrants.
+* ``"independent"``: one law error per run, ``delta_i ~ StudentT(4, 0, kappa d_i)``
+  (scale mixture lambda_2 ~ InvGamma(2, 2), 16 x 16 nodes with lambda_1):
+
+      p(r | kappa) = prod_i E[ Normal(r_i; 0, p_i + lambda_1 s^2 + lambda_2 kappa^2 d_i^2) ].
+
+  It reads every held-out run as its own draw of the law error; where the runs of a cut
+  miss together it takes their common miss as many confirmations of one kappa.
+
+Either likelihood, evaluated on a grid of kappa (one dimension: a grid is exact enough and
+needs no sampler), times the prior, gives the posterior of kappa. A prediction at x adds a
+fresh ``delta(x) = b d(x)``, ``b ~ StudentT(4, 0, kappa)``, kappa drawn from that posterior
+(the same marginal under both structures). ``discrepancy="auto"`` takes the design whose
+internal evidence (the likelihood integrated over kappa's prior) is largest;
+``"auto/independent"``, ``"edge/independent"``, ... pick the structure (``parse_design``).
+``benchmarks/calibration.py`` scores both structures on the same internal fits.
 
 Designs of ``d(x)`` (compared by ``benchmarks/calibration.py``):
 
@@ -47,17 +66,18 @@ The distance is in compute alone, so at a fixed budget every allocation of N and
 same discrepancy: it widens a plan's loss and its risk, but the choice of N against D
 comes from the exponents' posterior, not from this term.
 
-Caveats, said plainly: held-out runs of one internal cut share one extrapolation error, so
-treating them as independent makes kappa's posterior narrower than the data warrant (its
-centre is the usual moment estimate); the Gaussian approximation of a Student-t predictive
-is mildest where it matters, far out, where the discrepancy dominates the noise; the
-internal fits use the full table's reference scales and priors, which depend on the larger
-runs' N, D and U, never on their loss. The grid posterior is written here by hand: it is
-twenty lines of numpy and no library fits a one-parameter variance component on a grid.
+Caveats, said plainly: the parameter uncertainty of an internal fit is taken as normal and
+independent across its held-out runs (it is one posterior, so in truth correlated); two
+internal cuts give two slopes, so under ``"shared"`` kappa's posterior stays near its prior
+unless the slopes are large; the internal fits use the full table's reference scales and
+priors, which depend on the larger runs' N, D and U, never on their loss. The grid
+posterior is written here by hand: a few dozen lines of numpy, and no library fits a
+one-parameter variance component with a shared random slope on a grid.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -67,9 +87,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DESIGNS", "Discrepancy", "distance", "learn_discrepancy"]
+__all__ = ["DESIGNS", "STRUCTURES", "Discrepancy", "distance", "learn_discrepancy", "parse_design"]
 
 DESIGNS: tuple[str, ...] = ("centre", "edge", "constant")
+#: How the internal held-out runs' law errors depend on each other (module docstring).
+STRUCTURES: tuple[str, ...] = ("shared", "independent")
+DEFAULT_STRUCTURE = "shared"
 #: "auto": the design whose internal leave-future-out evidence is largest (``log_evidence``).
 DEFAULT_DESIGN = "auto"
 #: Shares of the training runs (by compute) held out by the internal leave-future-out fits.
@@ -119,17 +142,28 @@ def _halfnormal_logpdf(k: np.ndarray, scale: float) -> np.ndarray:
 
 
 def kappa_posterior(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_PRIOR_SCALE,
-                    noise: str = "student_t") -> np.ndarray:
+                    noise: str = "student_t", structure: str = DEFAULT_STRUCTURE) -> np.ndarray:
     """Posterior weights of kappa on the grid ``Discrepancy.grid()`` from internal LFO records
-    (``noise``: the fit's likelihood)."""
-    return _grid_posterior(design, lfo, prior_scale, noise)[0]
+    (``noise``: the fit's likelihood; ``structure``: ``STRUCTURES``)."""
+    return _grid_posterior(design, lfo, prior_scale, noise, structure)[0]
 
 
 def log_evidence(design: str, lfo: pd.DataFrame, prior_scale: float = KAPPA_PRIOR_SCALE,
-                 noise: str = "student_t") -> float:
+                 noise: str = "student_t", structure: str = DEFAULT_STRUCTURE) -> float:
     """log p(internal LFO residuals | design): the likelihood integrated over kappa's prior.
     ``discrepancy="auto"`` picks the design with the largest (the internal runs alone decide)."""
-    return _grid_posterior(design, lfo, prior_scale, noise)[1]
+    return _grid_posterior(design, lfo, prior_scale, noise, structure)[1]
+
+
+def parse_design(text: str) -> tuple[str, str]:
+    """``"edge"`` -> ("edge", default structure); ``"auto/independent"`` -> ("auto", "independent")."""
+    design, _, structure = str(text).partition("/")
+    structure = structure or DEFAULT_STRUCTURE
+    if design not in DESIGNS and design != "auto":
+        raise ValueError(f"discrepancy design must be 'auto' or one of {', '.join(DESIGNS)}, got {design!r}")
+    if structure not in STRUCTURES:
+        raise ValueError(f"discrepancy structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
+    return design, structure
 
 
 def _lambda_nodes(noise: str = "student_t", nu: float = NU) -> np.ndarray:
@@ -174,14 +208,71 @@ def _log_lik_grid(k: np.ndarray, r: np.ndarray, var_param: np.ndarray, sigma2: n
     return out
 
 
+def _slope_grid() -> np.ndarray:
+    """Nodes of the shared law-error slope b (log loss per decade): uniform 5e-4 steps over
+    |b| <= 2 joined with log-spaced nodes down to 1e-7, so the trapezoid rule resolves both a
+    Student-t prior of any scale on the kappa grid and a likelihood peaked at ~1e-3 width."""
+    pos = np.geomspace(1e-7, 2.0, 1500)
+    b = np.unique(np.concatenate([-pos, [0.0], pos, np.linspace(-2.0, 2.0, 8001)]))
+    return b
+
+
+@functools.lru_cache(maxsize=2)
+def _slope_prior(k: tuple[float, ...]) -> np.ndarray:
+    """t_nu(b; 0, k) times the trapezoid weight of b, shape (len(k), len(_slope_grid()))."""
+    from scipy.stats import t as student_t
+
+    b = _slope_grid()
+    kk = np.asarray(k)[:, None]
+    # trapezoid weights up to the end points, where the integrand is nil
+    return student_t.pdf(b[None, :] / kk, NU) / kk * np.gradient(b)[None, :]
+
+
+def _log_lik_grid_shared(k: np.ndarray, lfo: pd.DataFrame, d: np.ndarray, noise: str) -> np.ndarray:
+    """sum_c log int t_nu(b; 0, k) prod_{i in c} E[Normal(r_i - b d_i; 0, p_i + l1 s_i^2)] db, every k.
+
+    One law-error slope ``b`` per internal cut c, shared by its held-out runs; the integral
+    over b is a trapezoid rule on ``_slope_grid()``. The runs' product does not depend on k:
+    it is computed once per cut, and the integral for every k is one matrix product.
+    """
+    from scipy.special import logsumexp
+
+    b = _slope_grid()
+    l1 = _lambda_nodes(noise)
+    cut_ids, cut_of = np.unique(lfo["cut"].to_numpy(np.float64), return_inverse=True)
+    r = lfo["residual"].to_numpy(np.float64)
+    var = lfo["var_param"].to_numpy(np.float64)[:, None] + lfo["sigma2"].to_numpy(np.float64)[:, None] * l1[None, :]
+    g = np.zeros((cut_ids.size, b.size))  # log prod over the cut's runs, per slope node
+    for start in range(0, r.size, 16):
+        sl = slice(start, start + 16)
+        e = r[sl, None, None] - b[None, :, None] * d[sl, None, None]            # (m, B, 1)
+        v = var[sl, None, :]                                                     # (m, 1, L1)
+        per_run = logsumexp(-0.5 * (np.log(2 * math.pi * v) + e ** 2 / v), axis=2) - math.log(l1.size)
+        np.add.at(g, cut_of[sl], per_run)
+    top = g.max(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):  # a k whose every slope is > 700 nats off: log 0 = -inf, weight 0
+        pos = np.log(_slope_prior(tuple(k[k > 0])) @ np.exp(g - top).T) + top.T  # (K+, cuts)
+    out = np.zeros(k.size)
+    out[k > 0] = pos.sum(axis=1)
+    out[k == 0] = g[:, np.argmin(np.abs(b))].sum()
+    return out
+
+
 def _grid_posterior(design: str, lfo: pd.DataFrame, prior_scale: float,
-                    noise: str = "student_t") -> tuple[np.ndarray, float]:
+                    noise: str = "student_t", structure: str = DEFAULT_STRUCTURE) -> tuple[np.ndarray, float]:
     k = _GRID
     widths = np.gradient(k)
     logw = _halfnormal_logpdf(k, prior_scale) + np.log(widths)
     if len(lfo):
-        logw = logw + _log_lik_grid(k, lfo["residual"].to_numpy(np.float64), lfo["var_param"].to_numpy(np.float64),
-                                    lfo["sigma2"].to_numpy(np.float64), _design_distance(design, lfo), noise)
+        d = _design_distance(design, lfo)
+        if structure == "shared":
+            logw = logw + _log_lik_grid_shared(k, lfo, d, noise)
+        elif structure == "independent":
+            logw = logw + _log_lik_grid(k, lfo["residual"].to_numpy(np.float64),
+                                        lfo["var_param"].to_numpy(np.float64),
+                                        lfo["sigma2"].to_numpy(np.float64), d, noise)
+        else:
+            raise ValueError(f"discrepancy structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
     top = logw.max()
     w = np.exp(logw - top)
     return w / w.sum(), float(top + np.log(w.sum()))
@@ -220,10 +311,13 @@ class Discrepancy:
     notes: tuple[str, ...] = ()
     evidence: Mapping[str, float] = field(default_factory=dict)
     noise: str = "student_t"
+    structure: str = DEFAULT_STRUCTURE
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
             raise ValueError(f"discrepancy design must be one of {', '.join(DESIGNS)}, got {self.design!r}")
+        if self.structure not in STRUCTURES:
+            raise ValueError(f"discrepancy structure must be one of {', '.join(STRUCTURES)}, got {self.structure!r}")
         w = np.asarray(self.weights, dtype=np.float64)
         if w.shape != _GRID.shape or not np.isfinite(w).all() or (w < 0).any() or not math.isclose(w.sum(), 1.0,
                                                                                                    rel_tol=1e-6):
@@ -243,20 +337,24 @@ class Discrepancy:
     def from_lfo(cls, design: str, lfo: pd.DataFrame, log10_C_train: Any, prior_scale: float = KAPPA_PRIOR_SCALE,
                  fits: Sequence[Mapping[str, Any]] = (), notes: Sequence[str] = (),
                  noise: str = "student_t") -> Discrepancy:
-        """kappa's posterior for ``design`` (or ``"auto"``: the design of largest evidence)
-        from internal leave-future-out records; ``noise`` is the fit's likelihood."""
-        fitted = {d: _grid_posterior(d, lfo, prior_scale, noise) for d in DESIGNS}
+        """kappa's posterior for ``design`` from internal leave-future-out records.
+
+        ``design`` is ``"auto"`` (the design of largest evidence) or one of ``DESIGNS``,
+        optionally with a structure after a slash (``"edge/independent"``, ``parse_design``);
+        ``noise`` is the fit's likelihood.
+        """
+        design, structure = parse_design(design)
+        fitted = {d: _grid_posterior(d, lfo, prior_scale, noise, structure) for d in DESIGNS}
         evidence = {d: v[1] for d, v in fitted.items()}
         if design == "auto":
             design = max(DESIGNS, key=lambda d: evidence[d]) if len(lfo) else DESIGNS[0]
-        if design not in fitted:
-            raise ValueError(f"discrepancy design must be 'auto' or one of {', '.join(DESIGNS)}, got {design!r}")
         return cls(design=design, origin=origin_of(design, log10_C_train), weights=fitted[design][0],
                    prior_scale=prior_scale, lfo=lfo.reset_index(drop=True), fits=tuple(dict(f) for f in fits),
-                   notes=tuple(notes), evidence=evidence, noise=noise)
+                   notes=tuple(notes), evidence=evidence, noise=noise, structure=structure)
 
     def with_design(self, design: str, log10_C_train: Any) -> Discrepancy:
-        """The same internal leave-future-out evidence read through another design (or "auto")."""
+        """The same internal leave-future-out evidence read through another design (or "auto",
+        either with an optional ``/structure``)."""
         return Discrepancy.from_lfo(design, self.lfo, log10_C_train, self.prior_scale, self.fits, self.notes,
                                     self.noise)
 
@@ -342,7 +440,7 @@ class Discrepancy:
             "design": self.design, "origin": self.origin, "weights": self.weights.tolist(),
             "prior_scale": self.prior_scale, "lfo": self.lfo[list(_LFO_COLUMNS)].to_dict(orient="list"),
             "fits": list(self.fits), "notes": list(self.notes), "evidence": dict(self.evidence),
-            "noise": self.noise,
+            "noise": self.noise, "structure": self.structure,
         })
 
     @classmethod
@@ -351,12 +449,14 @@ class Discrepancy:
         return cls(design=d["design"], origin=float(d["origin"]), weights=np.asarray(d["weights"]),
                    prior_scale=float(d["prior_scale"]), lfo=pd.DataFrame(d["lfo"], columns=list(_LFO_COLUMNS)),
                    fits=tuple(d["fits"]), notes=tuple(d["notes"]), evidence=d.get("evidence", {}),
-                   noise=d.get("noise", "student_t"))
+                   noise=d.get("noise", "student_t"),
+                   # files written before the structure existed were learned with independent errors
+                   structure=d.get("structure", "independent"))
 
     def summary(self) -> dict[str, Any]:
         """kappa's posterior median and 90% interval, the LFO evidence behind it, notes."""
         q5, q50, q95 = self.kappa_quantiles()
-        return {"design": self.design, "kappa_q5": float(q5), "kappa_median": float(q50), "kappa_q95": float(q95),
+        return {"design": self.design, "structure": self.structure, "kappa_q5": float(q5), "kappa_median": float(q50), "kappa_q95": float(q95),
                 "kappa_rms": self.kappa_rms, "sd_per_decade": self.sd_per_decade, "origin_log10_C": self.origin, "n_lfo_runs": int(len(self.lfo)),
                 "log_evidence": dict(self.evidence),
                 "internal_fits": list(self.fits), "notes": list(self.notes)}

@@ -113,6 +113,9 @@ class Law:
     fixed_help: ClassVar[dict[str, str]] = {}
     #: whether the loss depends on unique tokens U (repeated data), not only on N and D
     uses_unique_tokens: ClassVar[bool] = False
+    #: NUTS' target acceptance this law's posterior needs at complete pooling (``bs.fit``'s
+    #: default; partial pooling raises it to ``fitting.PARTIAL_TARGET_ACCEPT``)
+    target_accept: ClassVar[float] = 0.8
 
     def spec(self, name: str) -> ParamSpec:
         for p in self.params:

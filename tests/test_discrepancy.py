@@ -3,6 +3,7 @@ leave-future-out, in predictions, plans, backtests, files and the CLI."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -22,16 +23,20 @@ from bayescale.discrepancy import (
 )
 
 
-def _records(kappa: float, n: int, seed: int = 0) -> pd.DataFrame:
-    """Synthetic internal LFO records drawn from the model itself: r = N(0, v) + kappa d t_4."""
+def _records(kappa: float, n: int, seed: int = 0, runs_per_cut: int | None = None) -> pd.DataFrame:
+    """Synthetic internal LFO records drawn from the model itself: r = noise + kappa d t_4,
+    the t_4 law error independent per run (``runs_per_cut=None``: one cut) or one per cut
+    of ``runs_per_cut`` runs (the "shared" structure)."""
     rng = np.random.default_rng(seed)
     log10_C = rng.uniform(20.0, 21.5, n)
     origin = 20.0
     v = np.full(n, 0.004 ** 2)
     d = log10_C - origin
+    cut = np.zeros(n) if runs_per_cut is None else np.arange(n) // runs_per_cut
+    slope = rng.standard_t(NU, n) if runs_per_cut is None else rng.standard_t(NU, int(cut.max()) + 1)[cut]
     # the noise of the fit's Student-t likelihood (scale 0.004), no parameter uncertainty
-    r = 0.004 * rng.standard_t(NU, n) + kappa * d * rng.standard_t(NU, n)
-    return pd.DataFrame({"cut": 0.2, "row": np.arange(n), "family": "f", "log10_C": log10_C,
+    r = 0.004 * rng.standard_t(NU, n) + kappa * d * slope
+    return pd.DataFrame({"cut": cut, "row": np.arange(n), "family": "f", "log10_C": log10_C,
                          "origin_centre": origin, "origin_edge": origin + 0.5, "residual": r, "variance": 2 * v,
                          "var_param": 0.0, "sigma2": v, "pit": 0.5})
 
@@ -69,10 +74,63 @@ def test_kappa_posterior_recovers_the_simulated_scale(kappa):
     # 12 replications at kappa = 0.02 gave a relative sd of the posterior median of 2.6% and a
     # bias of +2% (the grid, the quadrature and the prior); 10% is > 3 sd beyond the bias
     lfo = _records(kappa, 4000, seed=1)
-    d = Discrepancy.from_lfo("centre", lfo, log10_C_train=[19.0, 20.0, 21.0])
+    d = Discrepancy.from_lfo("centre/independent", lfo, log10_C_train=[19.0, 20.0, 21.0])
+    assert d.structure == "independent"
     assert d.kappa_quantiles([0.5])[0] == pytest.approx(kappa, rel=0.10)
     q5, q95 = d.kappa_quantiles([0.05, 0.95])
     assert q5 < kappa * 1.05 and q95 > kappa * 0.95
+
+
+def test_shared_slope_posterior_recovers_the_simulated_scale():
+    # 500 cuts of 2 runs, one t_4 slope per cut: kappa is learned from 500 slopes. The
+    # Fisher information of a t_nu log-scale is 2 nu / (nu + 3) = 8/7 per slope, so the
+    # posterior median's relative sd is ~ 1/sqrt(8/7 * 500) = 4.2%, a little more for the
+    # noise on each slope; 16% is > 3.5 sd
+    kappa = 0.03
+    lfo = _records(kappa, 1000, seed=2, runs_per_cut=2)
+    d = Discrepancy.from_lfo("centre", lfo, log10_C_train=[19.0, 20.0, 21.0])
+    assert d.structure == "shared"
+    assert d.kappa_quantiles([0.5])[0] == pytest.approx(kappa, rel=0.16)
+
+
+def test_shared_slope_likelihood_is_the_integral_over_the_slope():
+    """The trapezoid rule on the slope grid against scipy's adaptive quadrature, one cut of
+    three runs with a Gaussian and a Student-t noise."""
+    from scipy.integrate import quad
+    from scipy.stats import norm, t
+
+    from bayescale.discrepancy import _lambda_nodes, _log_lik_grid_shared
+
+    lfo = pd.DataFrame({"cut": 0.2, "residual": [0.012, 0.03, -0.004], "var_param": [1e-5, 4e-5, 2e-6],
+                        "sigma2": 0.006 ** 2})
+    d = np.array([0.3, 1.1, 0.05])
+    k = np.array([0.0, 1e-4, 0.004, 0.03, 0.4])
+    for noise in ("gaussian", "student_t"):
+        got = _log_lik_grid_shared(k, lfo, d, noise)
+        l1 = _lambda_nodes(noise)
+
+        def runs(b, l1=l1):
+            e = lfo["residual"].to_numpy() - b * d
+            var = lfo["var_param"].to_numpy()[:, None] + lfo["sigma2"].to_numpy()[:, None] * l1[None, :]
+            return np.prod(norm.pdf(e[:, None], scale=np.sqrt(var)).mean(axis=1))
+
+        want = [np.log(runs(0.0))]
+        for kj in k[1:]:
+            val, _ = quad(lambda b, kj=kj: t.pdf(b / kj, NU) / kj * runs(b), -50 * kj, 50 * kj, points=[0.0],
+                          limit=500, epsabs=0)
+            want.append(np.log(val))
+        np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_shared_slope_is_wider_when_a_cut_misses_together():
+    # ten runs of one cut all 2% above the law: independent errors read ten confirmations of a
+    # small kappa; one shared slope reads one draw of the law error and keeps the prior's width
+    lfo = _records(0.0, 10, seed=6)
+    lfo["residual"] = 0.02 * (lfo["log10_C"] - 20.0)
+    shared = Discrepancy.from_lfo("centre", lfo, log10_C_train=[20.0])
+    indep = Discrepancy.from_lfo("centre/independent", lfo, log10_C_train=[20.0])
+    q_s, q_i = shared.kappa_quantiles([0.05, 0.95]), indep.kappa_quantiles([0.05, 0.95])
+    assert (q_s[1] - q_s[0]) > 2 * (q_i[1] - q_i[0])
 
 
 def test_draws_are_kappa_times_a_student_t():
@@ -109,6 +167,14 @@ def test_discrepancy_round_trips_and_validates():
     assert back.fits == d.fits and back.notes == ("a note",)
     pd.testing.assert_frame_equal(back.lfo, d.lfo, check_dtype=False)
     assert d.with_design("centre", [19.0, 20.0, 21.0]).origin == pytest.approx(20.0)
+    other = d.with_design("auto/independent", [19.0, 20.0, 21.0])
+    assert other.structure == "independent" and Discrepancy.from_json(other.to_json()).structure == "independent"
+    # files from before the structure existed were learned with independent errors
+    legacy = json.loads(d.to_json())
+    del legacy["structure"]
+    assert Discrepancy.from_json(json.dumps(legacy)).structure == "independent"
+    with pytest.raises(ValueError, match="structure"):
+        d.with_design("edge/sideways", [20.0])
     with pytest.raises(ValueError, match="probability"):
         Discrepancy(design="centre", origin=0.0, weights=np.ones(3))
     with pytest.raises(ValueError, match="design"):

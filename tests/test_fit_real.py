@@ -130,6 +130,19 @@ def test_target_accept_default_follows_pooling(gadre_partial_fit, small_fit):
     assert small_fit.sampler.target_accept == DEFAULT_TARGET_ACCEPT == 0.8
 
 
+def test_target_accept_default_follows_the_law():
+    # the data-constrained laws' min kink: 0.9 at complete pooling, 0.95 still when partial
+    from bayescale.data import validate
+    from bayescale.fitting import default_target_accept
+    from bayescale.inference import build_spec
+
+    data = validate(bs.datasets.load("datablations"))
+    assert default_target_accept(build_spec("data_constrained", data, hierarchy="complete")) == 0.9
+    assert default_target_accept(build_spec("chinchilla", data, hierarchy="complete")) == 0.8
+    curves = validate(bs.datasets.load("datablations_curves"), check_duplicates=False)  # two training sets
+    assert default_target_accept(build_spec("data_constrained", curves, hierarchy="partial")) == 0.95
+
+
 def test_multi_family_predict_needs_family(gadre_partial_fit):
     with pytest.raises(bs.DataError, match="family"):
         gadre_partial_fit.predict(pd.DataFrame({"N": [1e9], "D": [2e10]}))
