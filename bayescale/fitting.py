@@ -759,13 +759,14 @@ def fit(
 
     if approx not in (None, "laplace"):
         raise DataError(f"approx must be None or 'laplace', got {approx!r}")
-    from .discrepancy import DEFAULT_DESIGN, parse_design
+    from .discrepancy import DEFAULT_DESIGN, DESIGNS, STRUCTURES, parse_design
 
     if discrepancy is not None:
         try:
             parse_design(discrepancy)
-        except ValueError as exc:
-            raise DataError(f"{exc}; or None for the plain model") from None
+        except ValueError:
+            raise DataError(f"discrepancy must be 'auto', one of {', '.join(DESIGNS)} (either optionally followed "
+                            f"by /{' or /'.join(STRUCTURES)}), or None; got {discrepancy!r}") from None
 
     from .inference import SamplerConfig, build_spec, run_laplace, run_nuts
 
