@@ -58,7 +58,7 @@ CASES = {
     "gadre": {"dataset": "gadre", "load": {}, "law": "chinchilla"},
     "datablations_curves": {"dataset": "datablations_curves", "load": {}, "law": "data_constrained"},
 }
-DESIGNS = ("centre", "edge", "constant", "auto/independent")
+DESIGNS = ("centre", "edge", "constant", "auto/shared")
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 KEEP = ["dataset", "cut", "method", "row", "family", "N", "D", "U", "C", "loss", "extrapolation", "median",
         "lower_50", "upper_50", "lower_90", "upper_90", "crps", "interval_score_50", "interval_score_90", "pit",

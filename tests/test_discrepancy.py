@@ -88,7 +88,7 @@ def test_shared_slope_posterior_recovers_the_simulated_scale():
     # noise on each slope; 16% is > 3.5 sd
     kappa = 0.03
     lfo = _records(kappa, 1000, seed=2, runs_per_cut=2)
-    d = Discrepancy.from_lfo("centre", lfo, log10_C_train=[19.0, 20.0, 21.0])
+    d = Discrepancy.from_lfo("centre/shared", lfo, log10_C_train=[19.0, 20.0, 21.0])
     assert d.structure == "shared"
     assert d.kappa_quantiles([0.5])[0] == pytest.approx(kappa, rel=0.16)
 
@@ -127,8 +127,9 @@ def test_shared_slope_is_wider_when_a_cut_misses_together():
     # small kappa; one shared slope reads one draw of the law error and keeps the prior's width
     lfo = _records(0.0, 10, seed=6)
     lfo["residual"] = 0.02 * (lfo["log10_C"] - 20.0)
-    shared = Discrepancy.from_lfo("centre", lfo, log10_C_train=[20.0])
-    indep = Discrepancy.from_lfo("centre/independent", lfo, log10_C_train=[20.0])
+    shared = Discrepancy.from_lfo("centre/shared", lfo, log10_C_train=[20.0])
+    indep = Discrepancy.from_lfo("centre", lfo, log10_C_train=[20.0])
+    assert indep.structure == "independent"
     q_s, q_i = shared.kappa_quantiles([0.05, 0.95]), indep.kappa_quantiles([0.05, 0.95])
     assert (q_s[1] - q_s[0]) > 2 * (q_i[1] - q_i[0])
 
