@@ -187,8 +187,8 @@ def show(table: pd.DataFrame, over: pd.DataFrame) -> None:
 def figure(curve: pd.DataFrame, path: Path) -> None:
     from bayescale.plots import calibration_figure
 
-    fig = calibration_figure(curve, title="held-out runs of 4 bundled datasets, 2-3 cuts each, datasets "
-                                          "weighted equally (huber: 3)")
+    fig = calibration_figure(curve, title="held-out runs of 4 bundled datasets, 2-3 cuts each,\n"
+                                          "datasets weighted equally (huber: 3)")
     atomic_savefig(fig, path, dpi=110)
 
 

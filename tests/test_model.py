@@ -330,21 +330,6 @@ def test_prior_outside_support_raises(key, prior, hierarchy, data3):
         inf.build_spec("chinchilla", data3, hierarchy=hierarchy, priors={key: prior})
 
 
-@pytest.mark.parametrize(
-    ("prior", "ok"),
-    [("TruncatedNormal(0.3, 0.1, low=0)", True), ("TruncatedNormal(0.3, 0.1, low=-0.1)", False),
-     ("Uniform(0.1, 0.9)", True), ("Uniform(-0.1, 0.9)", False), ("LogUniform(0.01, 1)", True),
-     ("Gamma(2, 10)", True), ("Beta(2, 5)", True), ("StudentT(3, 0.3, 0.1)", False)],
-)
-def test_prior_support_is_read_from_the_distribution(prior, ok, data3):
-    # the check reads the support's bounds: a truncation or an interval inside (0, inf) passes
-    if ok:
-        inf.build_spec("chinchilla", data3, priors={"alpha": prior})
-    else:
-        with pytest.raises(PriorError, match="support"):
-            inf.build_spec("chinchilla", data3, priors={"alpha": prior})
-
-
 def test_unparseable_prior_raises_prior_error(data3):
     with pytest.raises(PriorError):
         inf.build_spec("chinchilla", data3, priors={"alpha": "Normal(__import__('os'), 1)"})
