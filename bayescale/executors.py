@@ -6,7 +6,7 @@ Three executors behind one interface, :func:`run_tasks`, which calls
 
 * ``"local"`` (default): one after another in this process; no extra dependency.
   Compiled samplers are kept between tasks of the same shape
-  (``inference._SAMPLERS``), so this is also the fastest choice for a few fits.
+  (``bayescale.nuts``), so this is also the fastest choice for a few fits.
 * ``"processes"``: :class:`concurrent.futures.ProcessPoolExecutor` with the
   ``"spawn"`` start method and ``os.cpu_count()`` workers by default. Spawn, not
   fork: a forked child would inherit the parent's JAX runtime (its thread pools

@@ -427,6 +427,8 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     Fits of the same model on tables of the same shape compile to the same
     program; with the cache, a repeat fit loads it from disk instead of
     compiling again (measured here: ~11 s -> ~2.3 s for a small Chinchilla fit).
+    The exported NUTS programs of ``bayescale.nuts`` are kept in a subfolder, so a
+    repeat fit in a new process skips tracing the sampler too.
     This changes global JAX configuration, so the library never calls it on
     import: the CLI, ``run_sbc`` and the benchmarks do. Folder: ``path``, else
     ``$BAYESCALE_CACHE_DIR``, else ``~/.cache/bayescale/jax``.
@@ -527,9 +529,10 @@ def release_compiled_if_crowded(limit: int = MAX_MAPPINGS) -> bool:
     """Drop kept samplers and JAX's in-memory compiled programs when this process holds more
     than ``limit`` memory mappings (Linux; a no-op elsewhere). Returns whether it did.
 
-    Each ``mcmc.run`` compiles NUTS' initialisation anew (numpyro closes over the data), and
-    the executables stay mapped until JAX's caches are cleared; a long session of fits (a
-    sweep, a test suite) would otherwise run out of mappings. The persistent disk cache, if
+    Every compiled program (a ``bayescale.nuts`` program per model and shape; with a progress
+    bar, numpyro's ``MCMC.run`` also compiles its initialisation anew per run, closing over the
+    data) stays mapped until JAX's caches are cleared; a long session of fits (a sweep, a test
+    suite) would otherwise run out of mappings. The persistent disk cache, if
     enabled, still serves the next compilation.
     """
     try:
@@ -552,12 +555,23 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
 
     ``obs_mask`` (bool per row, default all) conditions on a subset of the rows with the
     same compiled program as the whole table (the mask is always passed, so both share it).
+    Without a progress bar the run is one exported program (``bayescale.nuts``: a warm
+    process skips tracing NUTS); with one, numpyro's ``MCMC.run``, whose bar needs host
+    callbacks. Both draw the same chains.
     """
     import jax
 
     if progress == "auto":
         progress = sys.stderr.isatty()
     release_compiled_if_crowded()
+    if not progress:
+        from . import nuts
+
+        method = choose_chain_method(cfg.chains, cfg.chain_method)
+        if method == "parallel" and jax.local_device_count() < cfg.chains:
+            method = "sequential"  # as MCMC.run does (it warns)
+        samples, extra = nuts.run(spec, data, cfg, method, obs_mask)
+        return {k: samples[k] for k in posterior_sites(spec)}, extra
     mcmc, log_joint = _sampler(spec, cfg, bool(progress))
     args = model_args(data)
     log_y = np.log(data.loss).astype(np.float32)

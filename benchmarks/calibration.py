@@ -91,12 +91,9 @@ def run_backtest(name: str, df: pd.DataFrame, law: str, cut: float, seed: int) -
 def _release_compiled() -> None:
     """Drop compiled programs between backtests: each training size compiles its own sampler,
     and a long run of them exhausts LLVM's memory mappings ("Cannot allocate memory")."""
-    import jax
+    from bayescale.inference import release_compiled_if_crowded
 
-    from bayescale import inference
-
-    inference._SAMPLERS.clear()
-    jax.clear_caches()
+    release_compiled_if_crowded(limit=0)
 
 
 def block_bootstrap_coverage(g: pd.DataFrame, tag: int, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:

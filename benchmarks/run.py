@@ -6,7 +6,7 @@ Prints a table and writes benchmarks/results.json. Each timed fit runs in a fres
 Python process (``--worker``) with one XLA CPU device per chain, as the
 ``bayescale`` command sets up, so "cold" means an empty JAX compilation cache (and
 empty PyTensor / numba caches for nutpie) and nothing compiled in memory, and "warm" a fresh process whose disk cache already
-holds the compiled sampler (what a repeated CLI run sees). Sampling time is the
+holds the compiled sampler and its exported program (``bayescale.nuts``; what a repeated CLI run sees). Sampling time is the
 wall time of a second, identical fit in the same process (warmup + draws, nothing
 to compile). nutpie (PyMC) needs the optional extra: ``pip install -e ".[bench]"``.
 

@@ -379,9 +379,10 @@ def test_cli_predict_and_plan_average_several_fits(small_fit, tmp_path, capsys):
 
 
 def test_compiled_programs_are_released_when_crowded():
-    from bayescale import inference
+    from bayescale import inference, nuts
 
     inference._SAMPLERS[("x",)] = ("kept",)
+    nuts._PROGRAMS["x"] = print
     assert inference.release_compiled_if_crowded(limit=0) is True
-    assert inference._SAMPLERS == {}
+    assert inference._SAMPLERS == {} and nuts._PROGRAMS == {}
     assert inference.release_compiled_if_crowded(limit=10**9) is False
