@@ -59,7 +59,8 @@ def _versions() -> dict[str, str]:
     import numpyro
 
     return {"python": sys.version, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-            "numpyro": numpyro.__version__, "x64": str(jax.config.jax_enable_x64)}
+            # the float width in force here (``jax.enable_x64`` scopes it; the global flag would not say)
+            "float": str(jax.dtypes.canonicalize_dtype(np.float64))}
 
 
 def program_key(spec, cfg, n_rows: int, method: str, n_devices: int) -> str:

@@ -330,6 +330,29 @@ def test_prior_outside_support_raises(key, prior, hierarchy, data3):
         inf.build_spec("chinchilla", data3, hierarchy=hierarchy, priors={key: prior})
 
 
+@pytest.mark.parametrize("dataset", ["chinchilla", "datablations", "gadre"])
+def test_every_default_prior_puts_its_mass_on_the_support(dataset):
+    """build_spec checks only the priors a user gives; the package's own defaults (which
+    depend on the data's reference scales) are checked here, for every law."""
+    import bayescale as bs
+    from bayescale.models import law_names
+    from bayescale.models.likelihood import SIGMA_PRIOR
+
+    ctx = inf.context(validate(bs.datasets.load(dataset)))
+    for name in law_names():
+        law = get_law(name)
+        priors = dict(law.default_priors(ctx), sigma=SIGMA_PRIOR)
+        priors.update({f"tau_{p.sampled_name}": hier.TAU_PRIOR[p.support] for p in law.params})
+        inf._check_prior_supports(law, priors)
+
+
+def test_the_support_check_catches_a_bad_default(data3):
+    law = get_law("chinchilla")
+    bad = dict(law.default_priors(inf.context(data3)), alpha=Prior.parse("Normal(0, 1)"))
+    with pytest.raises(PriorError, match="alpha"):
+        inf._check_prior_supports(law, bad)
+
+
 def test_unparseable_prior_raises_prior_error(data3):
     with pytest.raises(PriorError):
         inf.build_spec("chinchilla", data3, priors={"alpha": "Normal(__import__('os'), 1)"})

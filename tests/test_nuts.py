@@ -74,3 +74,7 @@ def test_program_key_covers_settings_not_seed(problem):
         nuts.program_key(other_spec, CFG, data.n_rows, "vectorized", 1),
     ):
         assert changed != key
+    import jax
+
+    with jax.enable_x64(True):  # a program traced in float64 is another program
+        assert nuts.program_key(spec, CFG, data.n_rows, "vectorized", 1) != key
