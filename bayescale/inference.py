@@ -546,7 +546,10 @@ def release_compiled_if_crowded(limit: int = MAX_MAPPINGS) -> bool:
         return False
     import jax
 
+    from . import nuts
+
     _SAMPLERS.clear()
+    nuts.clear()
     jax.clear_caches()
     return True
 

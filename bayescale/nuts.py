@@ -58,7 +58,7 @@ def _versions() -> dict[str, str]:
     import jaxlib
     import numpyro
 
-    return {"python": sys.version, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+    return {"python": sys.version, "jax": jax.__version__, "jaxlib": jaxlib.__version__, "numpyro": numpyro.__version__,
             # the float width in force here (``jax.enable_x64`` scopes it; the global flag would not say)
             "float": str(jax.dtypes.canonicalize_dtype(np.float64))}
 
