@@ -498,17 +498,20 @@ def _sampler(spec: ModelSpec, cfg: SamplerConfig, progress: bool):
     return _SAMPLERS[key]
 
 
+def nuts_kernel(model, cfg: SamplerConfig):
+    """numpyro's NUTS with the fit's settings: the one kernel both samplers run
+    (``MCMC.run`` here, the exported program of ``bayescale.nuts``), so their draws agree."""
+    from numpyro.infer import NUTS
+
+    return NUTS(model, dense_mass=cfg.dense_mass, target_accept_prob=cfg.target_accept,
+                max_tree_depth=cfg.max_tree_depth, init_strategy=init_strategy())
+
+
 def _build_sampler(spec: ModelSpec, cfg: SamplerConfig, progress: bool):
-    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer import MCMC
 
     model = make_model(spec)
-    kernel = NUTS(
-        model,
-        dense_mass=cfg.dense_mass,
-        target_accept_prob=cfg.target_accept,
-        max_tree_depth=cfg.max_tree_depth,
-        init_strategy=init_strategy(),
-    )
+    kernel = nuts_kernel(model, cfg)
     mcmc = MCMC(
         kernel,
         num_warmup=cfg.warmup,

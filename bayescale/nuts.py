@@ -88,14 +88,12 @@ def _chain_fn(spec, cfg, batched: bool = False):
     """
     import jax
     from jax import lax
-    from numpyro.infer import NUTS
     from numpyro.infer.util import log_density
 
-    from .inference import init_strategy, make_model, posterior_sites
+    from .inference import make_model, nuts_kernel, posterior_sites
 
     model = make_model(spec)
-    kernel = NUTS(model, dense_mass=cfg.dense_mass, target_accept_prob=cfg.target_accept,
-                  max_tree_depth=cfg.max_tree_depth, init_strategy=init_strategy())
+    kernel = nuts_kernel(model, cfg)
     sites = posterior_sites(spec)
 
     def chain(key, logN, logD, logU, fam, log_y, mask):
