@@ -737,7 +737,7 @@ def fit(
     discrepancy : {"auto", "centre", "edge", "constant", None}
         The law's own error, growing with the compute extrapolated
         (:mod:`bayescale.discrepancy`), learned by leave-future-out inside the runs:
-        two more fits of the same model on the smaller runs (shares
+        four more fits of the same model on the smaller runs (shares
         ``INTERNAL_HOLDOUTS`` held out), with the same compiled sampler. ``"auto"``
         takes the design whose internal leave-future-out evidence is largest;
         ``None`` keeps the plain model (parameter and

@@ -4,7 +4,7 @@ bundled dataset, against the plain posterior and the Huber baseline.
 For each dataset and each cut point (the largest 20%, 30%, 40% of runs by training compute
 C = 6ND held out), ``bs.backtest`` fits the law at ``bs.fit``'s defaults on the smaller runs.
 The default fit learns its discrepancy by leave-future-out *inside those training runs only*
-(``bayescale.discrepancy``: two internal fits at 20% and 40% of the training runs); the
+(``bayescale.discrepancy``: four internal fits holding out 10-40% of the training runs); the
 held-out runs are scored once, never used to tune anything. Methods scored on the same
 held-out runs:
 

@@ -15,6 +15,7 @@ import bayescale as bs
 from bayescale.backtesting import interval_score
 from bayescale.discrepancy import (
     DESIGNS,
+    INTERNAL_HOLDOUTS,
     KAPPA_PRIOR_SCALE,
     NU,
     Discrepancy,
@@ -204,7 +205,7 @@ def test_default_fit_learns_a_discrepancy(calibrated):
     # "auto": the design with the largest internal leave-future-out evidence
     assert disc is not None and set(disc.evidence) == set(DESIGNS)
     assert disc.design == max(disc.evidence, key=disc.evidence.get)
-    assert len(disc.fits) == 2 and {f["holdout"] for f in disc.fits} == {0.2, 0.4}
+    assert [f["holdout"] for f in disc.fits] == list(INTERNAL_HOLDOUTS) == [0.1, 0.2, 0.3, 0.4]
     assert len(disc.lfo) == sum(f["n_test"] for f in disc.fits)
     # internal fits condition only on runs below their cut: every predicted run is at or above it
     for f in disc.fits:
