@@ -503,11 +503,18 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
     records: list[pd.DataFrame] = []
     fits: list[dict[str, Any]] = []
     notes: list[str] = []
+    done: dict[tuple[int, ...], float] = {}
     for k, h in enumerate(holdouts):
         train, test, _ = split(data, h, "compute")
         if train.size < MIN_INTERNAL_TRAIN or test.size < MIN_INTERNAL_TEST:
             notes.append(f"internal cut {h:g}: {train.size} runs to fit, {test.size} to predict; skipped")
             continue
+        # runs tied in compute (a repetition ladder: one N and D, several epochs) can put two
+        # shares on one split; its held-out runs would count twice as evidence about kappa
+        if tuple(train) in done:
+            notes.append(f"internal cut {h:g}: the same split as cut {done[tuple(train)]:g}; skipped")
+            continue
+        done[tuple(train)] = h
         mask = np.zeros(data.n_rows, bool)
         mask[train] = True
         sub = replace(cfg, seed=cfg.seed + 1 + k)

@@ -181,6 +181,30 @@ def show(table: pd.DataFrame, over: pd.DataFrame) -> None:
         print(over.to_string(index=False))
 
 
+METHOD_NAMES = {"bayescale": "**auto**", "bayescale:centre": "centre", "bayescale:edge": "edge",
+                "bayescale:constant": "constant", "bayescale:auto/shared": "auto, shared slope (`auto/shared`)",
+                "plain": "plain", "huber": "Huber + residual bootstrap"}
+
+
+def markdown(result: dict) -> str:
+    """The README's tables, from a result written by this script (``--tables``)."""
+    lines = ["| dataset | method | runs | cov 50 | cov 90 [block bootstrap 90%] | width 90 | IS 50 | IS 90 | CRPS "
+             "| median rel. err |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in [*result["scores"], *result["simulated"]]:
+        lines.append(f"| {r['dataset']} | {METHOD_NAMES.get(r['method'], r['method'])} | {r['n_test']} | "
+                     f"{r['coverage_50']:.2f} | {r['coverage_90']:.2f} [{r['coverage_90_lo']:.2f}, "
+                     f"{r['coverage_90_hi']:.2f}] | {100 * r['width_90']:.1f}% | {r['interval_score_50']:.4f} | "
+                     f"{r['interval_score_90']:.4f} | {r['crps']:.4f} | {100 * r['median_rel_error']:.2f}% |")
+    for key in ("overall", "overall_without_baseline"):
+        rows = result[key]
+        lines += ["", f"{key} ({rows[0]['datasets'] if rows else 0} datasets, each weighted equally):", "",
+                  "| method | IS 50 | IS 90 | CRPS | cov 50 | cov 90 | median rel. err |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {METHOD_NAMES.get(r['method'], r['method'])} | {r['interval_score_50']:.4f} | "
+                  f"{r['interval_score_90']:.4f} | {r['crps']:.4f} | {r['coverage_50']:.2f} | {r['coverage_90']:.2f} | "
+                  f"{100 * r['median_rel_error']:.2f}% |" for r in rows]
+    return "\n".join(lines)
+
+
 def figure(curve: pd.DataFrame, path: Path) -> None:
     from bayescale.plots import calibration_figure
 
@@ -198,7 +222,11 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/bayescale_calibration"),
                     help="per-backtest results are kept here so a rerun resumes")
     ap.add_argument("--out", type=Path, default=HERE / "calibration.json")
+    ap.add_argument("--tables", action="store_true", help="print --out's results as markdown tables and stop")
     args = ap.parse_args()
+    if args.tables:
+        print(markdown(json.loads(args.out.read_text())))
+        return
     args.cache.mkdir(parents=True, exist_ok=True)
     frames, infos = [], []
     jobs = []

@@ -318,9 +318,9 @@ def _print(r: dict) -> None:
     if "chinchilla_default" in r and "error" not in r["chinchilla_default"]["cold"]:
         c = r["chinchilla_default"]
         first, warm = c["cold"]["first"], c["warm"]["first"]
-        rows.append(("chinchilla, default discrepancy (3 fits) cold", first["wall_s"],
+        rows.append(("chinchilla, default discrepancy (5 fits) cold", first["wall_s"],
                      first["min_ess_bulk"] / first["wall_s"], None, first))
-        rows.append(("chinchilla, default discrepancy (3 fits) warm cache", warm["wall_s"],
+        rows.append(("chinchilla, default discrepancy (5 fits) warm cache", warm["wall_s"],
                      warm["min_ess_bulk"] / warm["wall_s"], None, warm))
     if "nutpie" in r and "error" not in r["nutpie"]:
         n = r["nutpie"]

@@ -292,6 +292,29 @@ def test_laplace_fit_learns_from_laplace_refits():
     assert math.isfinite(f.discrepancy.kappa_rms)
 
 
+def test_internal_cuts_on_one_split_are_fitted_once():
+    """Runs tied in compute (one N and D, several epochs) put every internal share on one
+    split; its held-out runs must enter kappa's likelihood once, not once per share."""
+    from bayescale.data import validate
+    from bayescale.discrepancy import learn_discrepancy
+    from bayescale.inference import SamplerConfig, build_spec
+
+    rng = np.random.default_rng(0)
+    N = np.concatenate([np.geomspace(1e7, 3e8, 10), np.full(8, 1e9)])
+    D = 20.0 * N
+    U = D / np.concatenate([np.ones(10), np.arange(1, 9)])
+    loss = (1.8 + 400 / N ** 0.34 + 1500 / U ** 0.28) * np.exp(0.01 * rng.standard_normal(N.size))
+    data = validate(pd.DataFrame({"N": N, "D": D, "U": U, "loss": loss}))
+    spec = build_spec("data_constrained", data)
+    cfg = SamplerConfig(draws=300, warmup=0, chains=1, seed=0, method="laplace")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        disc = learn_discrepancy(spec, data, cfg, method="laplace")
+    assert [f["holdout"] for f in disc.fits] == [0.1]
+    assert len(disc.lfo) == 8 and disc.lfo["row"].is_unique
+    assert sum("the same split as cut 0.1" in n for n in disc.notes) == 3
+
+
 # ----------------------------------------------------------------------------- plans, averages
 
 
