@@ -14,7 +14,7 @@ to compile). nutpie (PyMC) needs the optional extra: ``pip install -e ".[bench]"
 
 Cases (issue "Performance"). Every fit case is the plain model (``discrepancy=None``):
 the speed targets are gated on it; ``chinchilla_default`` is the same fit at the true
-defaults, whose learned discrepancy costs two more fits of the same model (internal
+defaults, whose learned discrepancy costs four more fits of the same model (internal
 leave-future-out, ``bayescale.discrepancy``), reported beside it.
   chinchilla        bs.fit defaults on the 245 bundled runs: cold, warm, ESS/s
   chinchilla_default  the same with discrepancy="auto" (the default): cold, warm
