@@ -45,7 +45,7 @@ import pandas as pd
 
 from .data import DataError, ScalingData, extrapolation_decades, validate
 
-__all__ = ["BacktestResult", "backtest", "coverage", "crps", "interval_score", "split"]
+__all__ = ["BacktestResult", "Split", "backtest", "coverage", "crps", "distinct_splits", "interval_score", "split"]
 
 #: Interval masses always scored.
 LEVELS: tuple[float, ...] = (0.5, 0.9)
@@ -147,6 +147,45 @@ def split(data: ScalingData, holdout: float = 0.2, by: str = "compute") -> tuple
         raise DataError(f"backtest: no run has {by} below the {1 - holdout:.2f} quantile ({q:.3g}); "
                         "every run would be held out")
     return train, test, q
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One leave-future-out split of :func:`distinct_splits`.
+
+    Attributes
+    ----------
+    holdout : float
+        Share held out.
+    train, test : numpy.ndarray of int
+        Row positions (as :func:`split`).
+    threshold : float
+        Runs with ``by >= threshold`` are held out.
+    same_as : float or None
+        The earlier share that gave the same split (runs tied in ``by``), or ``None``.
+    """
+
+    holdout: float
+    train: np.ndarray
+    test: np.ndarray
+    threshold: float
+    same_as: float | None = None
+
+
+def distinct_splits(data: ScalingData, holdouts: Sequence[float], by: str = "compute") -> list[Split]:
+    """:func:`split` at each share, marking a share whose split an earlier one already gave.
+
+    Runs tied in ``by`` (a repetition ladder: one N and D at several epoch counts) can put two
+    shares on one split; fitted and scored twice, its held-out runs would count twice.
+    """
+    out: list[Split] = []
+    first: dict[tuple[int, ...], float] = {}
+    for h in holdouts:
+        train, test, q = split(data, h, by)
+        key = tuple(train.tolist())
+        out.append(Split(float(h), train, test, q, first.get(key)))
+        first.setdefault(key, float(h))
+    return out
 
 
 def _interval_columns(levels: tuple[float, ...]) -> list[str]:

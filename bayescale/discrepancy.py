@@ -498,7 +498,7 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
     import time
     from dataclasses import replace
 
-    from .backtesting import split
+    from .backtesting import distinct_splits
     from .inference import log_mean_draws, model_args, run_laplace, run_nuts
 
     log10_C = np.log10(data.C)
@@ -506,18 +506,14 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
     records: list[pd.DataFrame] = []
     fits: list[dict[str, Any]] = []
     notes: list[str] = []
-    done: dict[tuple[int, ...], float] = {}
-    for k, h in enumerate(holdouts):
-        train, test, _ = split(data, h, "compute")
+    for k, cut in enumerate(distinct_splits(data, holdouts)):
+        h, train, test = cut.holdout, cut.train, cut.test
+        if cut.same_as is not None:  # its held-out runs would count twice as evidence about kappa
+            notes.append(f"internal cut {h:g}: the same split as cut {cut.same_as:g}; skipped")
+            continue
         if train.size < MIN_INTERNAL_TRAIN or test.size < MIN_INTERNAL_TEST:
             notes.append(f"internal cut {h:g}: {train.size} runs to fit, {test.size} to predict; skipped")
             continue
-        # runs tied in compute (a repetition ladder: one N and D, several epochs) can put two
-        # shares on one split; its held-out runs would count twice as evidence about kappa
-        if tuple(train) in done:
-            notes.append(f"internal cut {h:g}: the same split as cut {done[tuple(train)]:g}; skipped")
-            continue
-        done[tuple(train)] = h
         mask = np.zeros(data.n_rows, bool)
         mask[train] = True
         sub = replace(cfg, seed=cfg.seed + 1 + k)

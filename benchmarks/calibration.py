@@ -236,17 +236,16 @@ def main() -> None:
         else:
             c = CASES[name]
             jobs += [(name, c, c["law"], cut, args.seed) for cut in args.cuts]
-    seen: dict[tuple, float] = {}
     for name, case, law, cut, seed in jobs:
         df = simulated_runs(seed) if case is None else bs.datasets.load(case["dataset"], **case["load"])
-        from bayescale.backtesting import split
+        from bayescale.backtesting import distinct_splits
         from bayescale.data import validate
 
-        train = tuple(split(validate(df, check_duplicates=False), cut)[0])
-        if (name, train) in seen:  # e.g. one token count per model size: two shares, one split
-            print(f"{name:<22} cut {cut:.1f}: the same split as cut {seen[(name, train)]:.1f}; skipped", flush=True)
+        # e.g. one token count per model size: two shares, one split
+        same_as = distinct_splits(validate(df, check_duplicates=False), args.cuts)[args.cuts.index(cut)].same_as
+        if same_as is not None:
+            print(f"{name:<22} cut {cut:.1f}: the same split as cut {same_as:.1f}; skipped", flush=True)
             continue
-        seen[(name, train)] = cut
         key = args.cache / f"{name.replace(':', '_')}_cut{round(100 * cut)}_seed{seed}.x"
         if key.with_suffix(".json").exists():
             info = json.loads(key.with_suffix(".json").read_text())

@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import norm
 
 import bayescale as bs
-from bayescale.backtesting import coverage, crps, split
+from bayescale.backtesting import coverage, crps, distinct_splits, split
 
 
 def _runs(C):
@@ -163,3 +163,19 @@ def test_backtest_figure_shows_coverage_per_method(small_backtest):
     assert heights == expected
     assert "FLOPs" in right.get_xlabel()
     plt.close(fig)
+
+
+def test_distinct_splits_marks_shares_that_tie_into_one_split():
+    from bayescale.data import validate
+
+    # ten runs of distinct compute, then eight tied (one N and D, eight epoch counts)
+    N = np.concatenate([np.geomspace(1e7, 3e8, 10), np.full(8, 1e9)])
+    D, loss = 20.0 * N, np.linspace(4.0, 2.5, 18)
+    U = D / np.concatenate([np.ones(10), np.arange(1, 9)])
+    data = validate(pd.DataFrame({"N": N, "D": D, "U": U, "loss": loss}))
+    cuts = distinct_splits(data, [0.1, 0.3, 0.6])
+    assert [c.same_as for c in cuts] == [None, 0.1, None]
+    for c in cuts:
+        train, test, q = split(data, c.holdout)
+        assert np.array_equal(c.train, train) and np.array_equal(c.test, test) and c.threshold == q
+    assert cuts[0].test.size == 8 and cuts[2].test.size > 8
