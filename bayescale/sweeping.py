@@ -510,7 +510,9 @@ def sweep(
     -------
     SweepResult
         ``table``: one row per task (:data:`COLUMNS`), in the order of the Cartesian
-        product laws x priors x hierarchy x splits; duplicates are run once.
+        product laws x priors x hierarchy x splits; duplicates are run once, and a share
+        whose held-out runs an earlier share already gave (runs tied in ``by``) copies that
+        task's record, with a note, instead of fitting the same split again.
 
     Raises
     ------
@@ -529,6 +531,7 @@ def sweep(
                       executor="processes", out="sweep.jsonl")
         sw.table.groupby("law")[["coverage_90", "crps"]].mean()
     """
+    from .backtesting import distinct_splits
     from .executors import check_executor, current_cache_dir, run_tasks
     from .models import law_names
 
@@ -557,6 +560,9 @@ def sweep(
     if not prior_sets or not hier_list or not split_list:
         raise ValueError("laws, priors, hierarchy and splits must each have at least one value")
 
+    # two shares can hold out the same runs (runs tied in `by`): such a task copies the first one's record
+    shares = [s for s in split_list if s is not None]
+    same_as = {sp.holdout: sp.same_as for sp in distinct_splits(data, shares, by)}
     table = _table(data)
     digest = data_hash(table)
     common = {"by": by, "draws": draws, "warmup": warmup, "chains": chains, "seed": int(seed), "fit_kwargs": extra,
@@ -571,8 +577,10 @@ def sweep(
         if tid in seen:
             continue
         seen.add(tid)
+        first = same_as.get(s)
+        copy_of = None if first is None else task_id({**settings, "split": first}, digest)
         tasks.append({"task_id": tid, "law": law, "priors": pset, "priors_label": plabel, "hierarchy": h,
-                      "hierarchy_label": _hierarchy_label(h), "split": s})
+                      "hierarchy_label": _hierarchy_label(h), "split": s, "copy_of": copy_of})
 
     done: dict[str, dict[str, Any]] = {}
     out_path = Path(out) if out is not None else None
@@ -583,7 +591,7 @@ def sweep(
         if done:
             log.info("%s: %d of %d tasks already done, running %d", out_path, len(done), len(tasks),
                      len(tasks) - len(done))
-    todo = [t for t in tasks if t["task_id"] not in done]
+    todo = [t for t in tasks if t["task_id"] not in done and t["copy_of"] is None]
 
     if cache_dir is None and address is None:
         cache_dir = current_cache_dir()
@@ -602,6 +610,14 @@ def sweep(
                 bar.update(1)
                 if rec["status"] != "ok":
                     bar.set_postfix(failed=sum(r["status"] != "ok" for r in results.values()))
+        for t in tasks:
+            if t["copy_of"] is not None and t["task_id"] not in results:
+                rec = _copied_record(t, results[t["copy_of"]], by)
+                results[t["task_id"]] = rec
+                if stream is not None:
+                    stream.write(rec)
+                if bar is not None:
+                    bar.update(1)
     finally:
         if bar is not None:
             bar.close()
@@ -612,6 +628,16 @@ def sweep(
                      "hierarchy": t["hierarchy_label"]} for t in tasks)
     return SweepResult(table=_frame(records), records=records, executor=executor, out=out_path, skipped=len(done),
                        wall_s=time.perf_counter() - t_start)
+
+
+def _copied_record(task: Mapping[str, Any], first: Mapping[str, Any], by: str) -> dict[str, Any]:
+    """The record of a split that an earlier share already gave: its numbers, not a second fit
+    (whose held-out runs would count twice in any average over splits)."""
+    rec = dict(first)
+    rec.update(task_id=task["task_id"], split=task["split"], wall_s=0.0,
+               notes=[*list(first.get("notes") or []),
+                      f"the same split as holdout {first['split']:g} (runs tied in {by}): its record, not refitted"])
+    return _json_ready(rec)
 
 
 def _error_record(task: Mapping[str, Any], error: str) -> dict[str, Any]:

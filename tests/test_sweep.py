@@ -155,6 +155,28 @@ def test_backtest_with_two_cut_points(local_sweep):
     pd.testing.assert_frame_equal(res.table[cols], local_sweep.table[cols], check_exact=True)
 
 
+def test_a_share_on_an_earlier_split_copies_its_record(local_sweep, tmp_path, monkeypatch):
+    from bayescale import sweeping
+    from bayescale.backtesting import distinct_splits
+
+    # on 60 runs, holding out 20.1% is holding out the same 12 runs as 20%
+    assert [s.same_as for s in distinct_splits(bs.validate(DF), [0.2, 0.201])] == [None, 0.2]
+    out = tmp_path / "tied.jsonl"
+    out.write_text(local_sweep.out.read_text().splitlines()[0] + "\n")  # the 0.2 task, done
+
+    def no_fit(shared, task):
+        raise AssertionError(f"task at split {task['split']} ran")
+
+    monkeypatch.setattr(sweeping, "_run_task", no_fit)
+    res = bs.sweep(DF, laws="chinchilla", splits=[0.2, 0.201], out=out, **SAMPLER)
+    assert res.ok and res.table["split"].tolist() == [0.2, 0.201] and res.table["task_id"].nunique() == 2
+    first, copy = res.records
+    assert {k: v for k, v in copy.items() if k not in ("task_id", "split", "wall_s", "notes")} == {
+        k: v for k, v in first.items() if k not in ("task_id", "split", "wall_s", "notes")}
+    assert copy["notes"][-1].startswith("the same split as holdout 0.2 ")
+    assert list(read_records(out)) == res.table["task_id"].tolist()  # streamed: a resume reads it back
+
+
 def test_run_sbc_gives_the_same_ranks_under_processes():
     from bayescale.sbc import run_sbc
     # the design and settings of the 0.2 split's fit: the same model, so its compiled sampler is reused
