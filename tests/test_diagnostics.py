@@ -28,7 +28,8 @@ def _arviz(x: np.ndarray) -> tuple[float, float, float, float]:
 
 # The two differ only in how the autocorrelation sum ends (numpyro clips negative pairs to
 # zero, arviz-stats stops at the first): terms below the estimate's own noise. An ESS
-# estimate from 4 x 1000 draws varies by ~5-10% between seeds, so 2% is a tight check.
+# estimate from 4 x 1000 draws varies by ~4-8% between seeds, so 2% is a tight check; the
+# draws here come from numpy's seeded PCG64 stream, the same on every machine.
 ESS_RTOL = 0.02
 RHAT_ATOL = 1e-3
 
@@ -54,14 +55,28 @@ def test_chain_stats_flag_chains_that_disagree():
     assert ours.r_hat == pytest.approx(_arviz(x)[3], abs=RHAT_ATOL)
 
 
+# On a fit's own draws, which differ from machine to machine (the sampler's floating point),
+# the two estimators' disagreement is itself a random quantity. Measured over 200 seeded
+# sets of 4 x 1000 draws each (AR(1) with phi 0, -0.3, 0.5): relative difference sd 0.5%,
+# 1.4%, 0.1%, largest 2.3%, 6.0%, 0.6%; the ESS estimate's own Monte Carlo sd in those sets
+# is 4.1%, 7.8%, 7.8% of the ESS. A 10% tolerance is just over the Monte Carlo sd of the
+# estimate (a disagreement below it changes no conclusion) and 7 sds of the disagreement at
+# near-independent draws, where a fit's ESS lies; the tight check is on fixed draws above.
+FIT_ESS_RTOL = 0.10
+
+
 def test_fit_summary_matches_arviz(epoch240_fit):
     for name, draws, note in epoch240_fit._summary_rows:
         if note == "fixed":
             continue
         row = epoch240_fit.summary().loc[name]
-        bulk, tail, _, rhat = _arviz(np.asarray(draws, np.float64))
-        assert row["ess_bulk"] == pytest.approx(bulk, rel=ESS_RTOL), name
-        assert row["ess_tail"] == pytest.approx(tail, rel=ESS_RTOL), name
+        x = np.asarray(draws, np.float64)
+        exact = chain_stats(x)  # the summary is these statistics of these draws, on any machine
+        assert (row["ess_bulk"], row["ess_tail"], row["r_hat"]) == pytest.approx(
+            (exact.ess_bulk, exact.ess_tail, exact.r_hat), rel=1e-12), name
+        bulk, tail, _, rhat = _arviz(x)
+        assert row["ess_bulk"] == pytest.approx(bulk, rel=FIT_ESS_RTOL), name
+        assert row["ess_tail"] == pytest.approx(tail, rel=FIT_ESS_RTOL), name
         assert row["r_hat"] == pytest.approx(rhat, abs=RHAT_ATOL), name
 
 
