@@ -444,8 +444,9 @@ def latent_sites(fit: Any) -> dict[str, np.ndarray]:
     The posterior keeps ``<s>``, ``tau_<s>``, ``<s>_f`` and ``sigma``; the
     sampler also drew, for ``s`` a sampled parameter name,
 
-    - ``<s>_w_decentered`` (partial pooling, non-centred):
-      ``z_f = (w(<s>_f) - w(<s>)) / tau_<s>``, ``w`` the working transform
+    - ``<s>_w_decentered`` (partial pooling, non-centred or centring weights ``c``):
+      ``z_f = c w(<s>) + (w(<s>_f) - w(<s>)) tau_<s>^(c - 1)`` (``c = 0``:
+      ``(w(<s>_f) - w(<s>)) / tau_<s>``), ``w`` the working transform
       (log for positive, logit for unit-interval, identity for real parameters;
       ``models/hierarchy.py``), since the model sets ``w(<s>_f) = w(<s>) + tau z_f``;
     - ``<s>_w`` (partial pooling, centred): ``w(<s>_f)``;
@@ -491,7 +492,9 @@ def latent_sites(fit: Any) -> dict[str, np.ndarray]:
             value = get(name)
         elif name.endswith("_w_decentered") and name.removesuffix("_w_decentered") in partial:
             s = name.removesuffix("_w_decentered")
-            value = (working(s, get(f"{s}_f")) - working(s, get(s))[..., None]) / get(f"tau_{s}")[..., None]
+            c = np.asarray(spec.centred.get(s, 0.0) if isinstance(spec.centred, dict) else 0.0, np.float64)
+            loc, tau = working(s, get(s))[..., None], get(f"tau_{s}")[..., None]
+            value = c * loc + (working(s, get(f"{s}_f")) - loc) * tau ** (c - 1.0)
         elif name.endswith("_w") and name.removesuffix("_w") in partial:
             s = name.removesuffix("_w")
             value = working(s, get(f"{s}_f"))

@@ -722,8 +722,10 @@ def fit(
         seeds; README, Speed). Raise it when a fit reports divergences.
     dense_mass, chain_method
         NUTS settings.
-    centred : bool, optional
-        Parametrisation of partially pooled values (default: from the data).
+    centred : bool or dict, optional
+        Parametrisation of partially pooled values: True centred, False non-centred, or
+        ``{sampled name: weight per family}``; default: weights read off each family's
+        runs (``inference.centring``, ``models.hierarchy``).
     warn : bool
         Warn (``DiagnosticsWarning``) when the fit fails its diagnostics.
     strict : bool
@@ -767,10 +769,12 @@ def fit(
             raise DataError(f"discrepancy must be 'auto', one of {', '.join(DESIGNS)} (either optionally followed "
                             f"by /{' or /'.join(STRUCTURES)}), or None; got {discrepancy!r}") from None
 
-    from .inference import SamplerConfig, build_spec, run_laplace, run_nuts
+    from .inference import SamplerConfig, build_spec, centring, run_laplace, run_nuts
 
     spec = build_spec(law, data, hierarchy=hierarchy, priors=priors, fixed=fixed, likelihood=likelihood,
                       centred=centred)
+    if centred is None and approx is None:
+        spec = centring(spec, data, seed)
     if approx == "laplace":
         cfg = SamplerConfig(draws=draws, warmup=0, chains=1, seed=seed, method="laplace")
         samples, extra = run_laplace(spec, data, cfg)

@@ -72,8 +72,10 @@ class ModelSpec:
     ctx : LawContext
         Reference scales of the data the model was built for.
     families : tuple of str
-    centred : bool
-        Whether partially pooled values are sampled centred.
+    centred : bool or dict
+        How partially pooled values are sampled: centred (True), non-centred (False),
+        or a centring weight per family for each sampled name
+        (``models.hierarchy``; ``centring`` reads them off the runs).
     fixed_family : dict
         Paper-convention name -> {family: value} for parameters fixed in some
         families only (``fixed={"E[c4]": 1.869}``; independent pooling).
@@ -86,7 +88,7 @@ class ModelSpec:
     likelihood: str
     ctx: LawContext
     families: tuple[str, ...]
-    centred: bool
+    centred: bool | dict[str, tuple[float, ...]]
     law_options: dict[str, Any] = field(default_factory=dict)
     fixed_family: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -125,7 +127,8 @@ class ModelSpec:
             likelihood=d["likelihood"],
             ctx=LawContext(**d["ctx"]),
             families=tuple(d["families"]),
-            centred=bool(d["centred"]),
+            centred=(bool(d["centred"]) if isinstance(d["centred"], bool)
+                     else {k: tuple(float(c) for c in v) for k, v in d["centred"].items()}),
             law_options=dict(d.get("law_options", {})),
             fixed_family={k: {f: float(x) for f, x in v.items()} for k, v in d.get("fixed_family", {}).items()},
         )
@@ -148,12 +151,12 @@ def build_spec(
     priors: Mapping[str, str | Prior] | None = None,
     fixed: Mapping[str, float] | None = None,
     likelihood: str = "student_t",
-    centred: bool | None = None,
+    centred: bool | Mapping[str, Any] | None = None,
 ) -> ModelSpec:
     """Check the user's settings against the law and assemble a ModelSpec.
 
-    ``centred=None`` picks the parametrisation of partially pooled values from
-    the data (centred when every family has ``CENTRED_MIN_RUNS`` runs or more).
+    Loss-free: ``centred=None`` samples partially pooled values non-centred; ``bs.fit``
+    replaces that by weights read off the runs' losses (``centring``).
     """
     law_obj = get_law(law)
     Likelihood(likelihood)
@@ -205,8 +208,8 @@ def build_spec(
     # the defaults are checked by the tests (tests/test_model.py), once, not in every fit: the
     # check draws from each prior through JAX, ~0.1 s of a warm fit's 2 s
     _check_prior_supports(law_obj, {k: all_priors[k] for k in (priors or {})})
-    if centred is None:
-        centred = bool(np.min(np.bincount(data.family_idx)) >= hier.CENTRED_MIN_RUNS)
+    if isinstance(centred, Mapping):
+        centred = {k: tuple(float(c) for c in np.ravel(v)) for k, v in centred.items()}
     return ModelSpec(
         law=law_obj.name,
         priors=all_priors,
@@ -215,9 +218,33 @@ def build_spec(
         likelihood=likelihood,
         ctx=ctx,
         families=tuple(data.families),
-        centred=bool(centred),
+        centred=centred if isinstance(centred, dict) else bool(centred),
         fixed_family=fixed_family,
     )
+
+
+def centring(spec: ModelSpec, data: ScalingData, seed: int = 0) -> ModelSpec:
+    """The spec with centring weights per family for its partially pooled parameters.
+
+    Each family's runs alone (the same model with the pooled parameters unpooled,
+    ``hierarchy="independent"``) give, at the Laplace mode, every family's working
+    value and its standard error; ``hierarchy.centring_weights`` turns them into
+    ``c_f = tau^2 / (tau^2 + s_f^2)``. A mode search that fails leaves the spec as
+    it is (non-centred), with a weight of 0 everywhere.
+    """
+    partial = [p for p in spec.law_obj.params if spec.pooling.get(p.name) == "partial"]
+    if not partial or not isinstance(spec.centred, bool) or spec.centred:
+        return spec
+    alone = replace(spec, pooling={k: ("independent" if v == "partial" else v) for k, v in spec.pooling.items()},
+                    priors={k: v for k, v in spec.priors.items() if not k.startswith("tau_")})
+    lap = laplace_mode(alone, data, seed)
+    if not lap.converged:
+        return spec
+    mode, sd = lap.unravel(lap.mode), lap.unravel(np.sqrt(np.diag(lap.cov)))
+    weights = {p.sampled_name: tuple(float(c) for c in hier.centring_weights(np.asarray(mode[f"{p.sampled_name}_f"]),
+                                                                              np.asarray(sd[f"{p.sampled_name}_f"])))
+               for p in partial}
+    return replace(spec, centred=weights)
 
 
 _FAMILY_KEY = re.compile(r"^(\w+)\[(.+)\]$")
@@ -357,7 +384,8 @@ def make_model(spec: ModelSpec):
             s = p.sampled_name
             fixed_here = spec.fixed_family.get(p.name, {})
             value = hier.sample_param(
-                p, spec.priors[s], spec.priors.get(f"tau_{s}"), spec.pooling[p.name], n_fam, spec.centred,
+                p, spec.priors[s], spec.priors.get(f"tau_{s}"), spec.pooling[p.name], n_fam,
+                spec.centred if isinstance(spec.centred, bool) else spec.centred.get(s, False),
                 family_priors={j: spec.priors[f"{s}[{f}]"] for j, f in enumerate(spec.families)
                                if f"{s}[{f}]" in spec.priors},
                 fixed_families=frozenset(j for j, f in enumerate(spec.families) if f in fixed_here),

@@ -102,7 +102,7 @@ def test_independent_gives_per_family_vectors(data3):
 
 def test_partial_gives_population_scale_and_family_values(data3):
     spec = inf.build_spec("chinchilla", data3, hierarchy="partial")
-    assert not spec.centred  # 4 runs per family: non-centred
+    assert spec.centred is False  # loss-free default: non-centred (bs.fit reads weights off the runs)
     tr = trace(spec, data3)
     for s in CHIN:
         assert shape(tr, s) == ()
@@ -137,11 +137,33 @@ def test_initialisation_starts_gamma_sites_at_their_mean_and_others_apart(data3)
     assert float(const[0]["alpha"]) != float(const[1]["alpha"])
 
 
-def test_centred_flag_needs_enough_runs_in_every_family():
-    n = hier.CENTRED_MIN_RUNS
-    assert inf.build_spec("chinchilla", validate(make_frame(2, n)), hierarchy="partial").centred
-    frame = make_frame(2, n).iloc[:-1]  # the second family drops below the threshold
-    assert not inf.build_spec("chinchilla", validate(frame), hierarchy="partial").centred
+def test_centring_weights_follow_how_well_each_family_pins_its_value():
+    # agreeing families (spread within their errors): no between-family scale, non-centred
+    np.testing.assert_array_equal(hier.centring_weights([0.50, 0.52, 0.49], [0.05, 0.05, 0.05]), 0.0)
+    # families far apart, each pinned tightly: centred; a loosely pinned one stays near 0
+    c = hier.centring_weights([0.0, 1.0, 2.0, 1.0], [0.01, 0.01, 0.01, 5.0])
+    assert c[:3].min() > 0.9 and c[3] < 0.1
+    # the Papaspiliopoulos et al. weight tau^2 / (tau^2 + s^2); at equal errors DerSimonian-Laird's
+    # tau^2 is the sample variance less the error variance
+    mode, sd = np.array([0.0, 0.4, 0.8]), np.full(3, 0.2)
+    tau2 = np.var(mode, ddof=1) - 0.04
+    np.testing.assert_allclose(hier.centring_weights(mode, sd), np.round(tau2 / (tau2 + 0.04), 2))
+
+
+def test_fit_reads_centring_weights_off_the_runs():
+    # families whose losses differ by 0.3 nats (so in E only), 12 runs each with 1% noise:
+    # E is pinned far tighter than the spread between families (centred), the exponents and
+    # amplitudes agree across families (non-centred)
+    rng = np.random.default_rng(0)
+    frame = pd.concat([make_frame(1, 12, loss_shift=0.3 * k).assign(family=f"fam{k}") for k in range(3)])
+    frame["loss"] *= np.exp(0.01 * rng.standard_normal(len(frame)))
+    data = validate(frame)
+    spec = inf.centring(inf.build_spec("chinchilla", data, hierarchy="partial"), data)
+    assert min(spec.centred["E"]) > 0.5
+    assert max(spec.centred["alpha"]) < 0.5 and max(spec.centred["beta"]) < 0.5
+    assert inf.ModelSpec.from_json(spec.to_json()) == spec
+    tr = trace(spec, data)  # the weighted site samples and maps back to the family values
+    assert shape(tr, "E_f") == (3,) and "E_w_decentered" in tr
 
 
 def test_centred_partial_samples_family_values_directly(data3):
@@ -151,8 +173,8 @@ def test_centred_partial_samples_family_values_directly(data3):
     assert tr["alpha_w"]["type"] == "sample"
     fn = base_fn(tr["alpha_w"])
     assert isinstance(fn, nd.Normal)
-    assert float(fn.loc) == pytest.approx(math.log(float(tr["alpha"]["value"])), rel=1e-5)
-    assert float(fn.scale) == pytest.approx(float(tr["tau_alpha"]["value"]), rel=1e-6)
+    np.testing.assert_allclose(np.asarray(fn.loc), math.log(float(tr["alpha"]["value"])), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(fn.scale), float(tr["tau_alpha"]["value"]), rtol=1e-6)
 
 
 def test_per_parameter_dict(data3):
