@@ -20,7 +20,10 @@ ROWS = {
     "datablations_all": 296,
     "datablations_curves": 48,
     "gadre": 104,  # no row lacks loss_c4_val, so none is dropped
+    "gemstones": 199,  # the cooldown runs; more in tests/test_ladders.py
 }
+# read from shared/data, not bundled: tested in tests/test_ladders.py
+SHARED = ("xlstm", "llama3_isoflops", "steplaw")
 ATTRS = ("name", "citation", "license", "source", "notes")
 CITATIONS_MD = Path(datasets.__file__).with_name("CITATIONS.md")
 
@@ -33,7 +36,7 @@ def quiet_validate(frame: pd.DataFrame):
 
 def test_names_lists_every_dataset_with_one_line():
     listed = datasets.names()
-    assert list(listed.index) == list(ROWS)
+    assert list(listed.index) == [*ROWS, *SHARED]
     for description in listed:
         assert description and "\n" not in description
 
@@ -68,8 +71,12 @@ def test_citation_function_and_markdown_agree(name):
 
 def test_describe():
     table = datasets.describe()
-    assert list(table.columns) == ["name", "rows", "families", "description", "citation", "license"]
-    assert dict(zip(table["name"], table["rows"], strict=True)) == ROWS
+    assert list(table.columns) == [
+        "name", "rows", "families", "description", "citation", "license", "bundled", "available"
+    ]  # fmt: skip
+    bundled = table[table["bundled"]]
+    assert dict(zip(bundled["name"], bundled["rows"], strict=True)) == ROWS
+    assert list(table.loc[~table["bundled"], "name"]) == list(SHARED)
     assert table.set_index("name").loc["gadre", "families"] == "c4_original, rpj, rw_original"
 
 
@@ -211,6 +218,7 @@ def test_bundled_files_exist_as_package_resources():
         "datablations_all.csv",
         "datablations_curves.csv.gz",
         "gadre.csv",
+        "gemstones.csv.gz",
         "CITATIONS.md",
     ):
         assert package.joinpath(name).is_file(), name

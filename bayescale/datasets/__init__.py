@@ -1,22 +1,30 @@
-"""Real training runs bundled with bayescale (read from the package, never downloaded).
+"""Real training runs: bundled with bayescale, or read from a local shared data folder.
 
 ::
 
     from bayescale import datasets
-    datasets.names()                       # one line per dataset
+    datasets.names()                       # one line per dataset, marked bundled or shared
     df = datasets.load("chinchilla")       # canonical columns N, D, U, loss, family, C
     print(datasets.citation("chinchilla"))
+    xl = datasets.load("xlstm")            # not bundled: read from shared/data/xlstm_scaling_laws
 
-Every frame carries ``df.attrs["name"]``, ``["citation"]``, ``["license"]``, ``["source"]`` and
-``["notes"]``. ``CITATIONS.md`` next to this file says the same in prose; ``_build.py``
-regenerates the CSVs from the source copies. Losses are in nats/token.
+Every frame carries ``df.attrs["name"]``, ``["citation"]``, ``["license"]``, ``["source"]``,
+``["notes"]`` (caveats: compute definition, checkpoints, units), ``["law"]`` (suggested law),
+``["family"]`` (what the family column means), ``["heldout"]`` (the paper's held-out split, if
+any), ``["units"]`` (of ``loss``), ``["bundled"]`` and ``["location"]``. ``CITATIONS.md`` next to
+this file says the same in prose, with the table of which shared folders have a loader and why;
+``_build.py`` regenerates the bundled CSVs from the source copies. Canonical ``C`` is ``6 N D``
+everywhere; losses are in nats/token except where ``attrs["units"]`` says otherwise.
+
+Datasets whose license does not allow redistribution are never downloaded: they are read from
+``root``, else the folder named by the environment variable ``BAYESCALE_SHARED_DATA``, else a
+``shared/data`` folder above the repository root or the current directory.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -25,220 +33,29 @@ import pandas as pd
 
 from bayescale.data import DataError, DataWarning
 
-__all__ = ["citation", "describe", "load", "names"]
+from ._bundled import BUNDLED
+from ._core import ENV_VAR, Dataset, shared_folder
+from ._shared import REFUSED, SHARED
+
+__all__ = ["ENV_VAR", "citation", "describe", "load", "names", "refused"]
 
 _FLOAT_COLUMNS = ("N", "D", "U", "loss", "C")
-
-_HOFFMANN = (
-    "Hoffmann, J., Borgeaud, S., Mensch, A., et al. (2022). Training Compute-Optimal Large "
-    "Language Models. arXiv:2203.15556."
-)
-_BESIROGLU = (
-    "Besiroglu, T., Erdil, E., Barnett, M., You, J. (2024). Chinchilla Scaling: A replication "
-    "attempt. arXiv:2404.10102."
-)
-_MUENNIGHOFF = (
-    "Muennighoff, N., Rush, A. M., Barak, B., et al. (2023). Scaling Data-Constrained Language "
-    "Models. NeurIPS 2023. arXiv:2305.16264."
-)
-_CHOSHEN = (
-    "Choshen, L., Zhang, Y., Andreas, J. (2025). A Hitchhiker's Guide to Scaling Law "
-    "Estimation. ICML 2025. arXiv:2410.11840."
-)
-_GADRE = (
-    "Gadre, S. Y., Smyrnis, G., Shankar, V., et al. (2024). Language models scale reliably "
-    "with over-training and on downstream tasks. arXiv:2403.08540."
-)
-_EPOCH_REPO = (
-    "https://github.com/epoch-research/analyzing-chinchilla "
-    "(commit 92258837425e1b5f2851d624287f0120583a3d0e), data/svg_extracted_data.csv"
-)
-_DATABLATIONS_REPO = (
-    "https://github.com/huggingface/datablations "
-    "(commit 13701315b163f1c54642b94ad237b2699187c3ee), utils/parametric_fit.ipynb "
-    "(dict literals NAMES_TO_VAL_LOSSES, PARAMS_MAP, TOKENS_MAP, parsed as the notebook does)"
-)
-_COLPRET_REPO = (
-    "https://github.com/IBM/ColPret (commit 16f23bbe054277ddc4afd07a972dd7cfbe3f48c3), "
-    "aggregated_eval/datablations_losses.csv"
-)
-_GADRE_REPO = (
-    "https://github.com/mlfoundations/scaling (commit a003c4913793ac2ae7ef87b28ecb562955d026d5), "
-    "exp_data/models/*.json flattened to one row per model"
-)
+_REGISTRY: dict[str, Dataset] = {**BUNDLED, **SHARED}
 
 
-@dataclass(frozen=True)
-class _Dataset:
-    """One bundled dataset: file, provenance and the options ``load`` accepts."""
-
-    name: str
-    file: str
-    description: str
-    citation: str
-    license: str
-    source: str
-    notes: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    select: Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFrame] | None = None
-
-
-def _chinchilla_subset(frame: pd.DataFrame, options: Mapping[str, Any]) -> pd.DataFrame:
-    if options["epoch_subset"]:
-        return frame[~frame["epoch_excluded"]]
-    return frame
-
-
-def _curves_or_finals(frame: pd.DataFrame, options: Mapping[str, Any]) -> pd.DataFrame:
-    if not options["curves"]:
-        return frame[frame["final"]]
-    warnings.warn(
-        "datablations_curves with curves=True: the checkpoints of one run share a training "
-        "trajectory and are not independent observations; a likelihood that treats them as "
-        "independent is overconfident",
-        DataWarning,
-        stacklevel=3,
-    )
-    return frame
-
-
-_REGISTRY: dict[str, _Dataset] = {
-    entry.name: entry
-    for entry in (
-        _Dataset(
-            name="chinchilla",
-            file="chinchilla.csv",
-            description=(
-                "Hoffmann et al. 2022 (Chinchilla) Fig. 4: 245 runs, N 57M-16B, one family, "
-                "final training loss, as digitized by Epoch AI"
-            ),
-            citation=f"{_HOFFMANN} Data digitized by: {_BESIROGLU}",
-            license=(
-                "No license stated: the Epoch AI repository has no LICENSE file. The values are "
-                "measurements digitized from a published figure; cite both papers."
-            ),
-            source=_EPOCH_REPO,
-            notes=(
-                "N = 'Model Size', C = 'Training FLOP', D = C/(6N) (Epoch's convention), U = D "
-                "(single epoch), family 'massivetext'. loss = final training loss on MassiveText "
-                "(nats/token) decoded from the figure's colour scale, so it is quantized (99 "
-                "distinct values among 245 rows) and carries digitization error; hex_color is "
-                "the decoded colour. epoch_excluded marks the 5 highest-loss runs (loss >= 3.447; "
-                "the next is 3.406) that Besiroglu et al. 2024 drop before fitting on 240; "
-                "load('chinchilla', epoch_subset=True) returns those 240. Their Huber refit: "
-                "E 1.817, A 482, B 2085, alpha 0.348, beta 0.366."
-            ),
-            options={"epoch_subset": False},
-            select=_chinchilla_subset,
-        ),
-        _Dataset(
-            name="datablations",
-            file="datablations.csv",
-            description=(
-                "Muennighoff et al. 2023: the 182 C4 runs of the data-constrained fit, N 7M-8.7B, "
-                "repeated data up to 9000 epochs, final validation loss"
-            ),
-            citation=_MUENNIGHOFF,
-            license="Apache-2.0 (huggingface/datablations, LICENSE.md)",
-            source=_DATABLATIONS_REPO,
-            notes=(
-                "Exactly the 182 samples of the paper's fit of R_D* = 15.4, R_N* = 5.3 (base law "
-                "frozen at E 1.869, A 520.8, B 1487.7, alpha = beta = 0.3527). N = params_N, "
-                "D = tokens_D (tokens seen), U = unique_tokens_U, loss = final C4 validation loss "
-                "(nats/token), epochs = D/U, C = 6ND. N is the authors' PARAMS_MAP value for the "
-                "run's size tag (e.g. tag '25m' maps to 35.5M). Some tiny models have losses up "
-                "to 8.1."
-            ),
-        ),
-        _Dataset(
-            name="datablations_all",
-            file="datablations_all.csv",
-            description=(
-                "Muennighoff et al. 2023: all 296 C4 runs of the notebook, with 4-seed replicates "
-                "(seed) and the flag in_main_fit_182"
-            ),
-            citation=_MUENNIGHOFF,
-            license="Apache-2.0 (huggingface/datablations, LICENSE.md)",
-            source=_DATABLATIONS_REPO,
-            notes=(
-                "The larger run set of the notebook's cell 1 (excludes deduplicated-C4 runs and "
-                "loss == 0 entries). seed is 1-4 for replicate runs and empty otherwise; "
-                "in_main_fit_182 is True for the 182 runs of the paper's fit. Here N is rounded "
-                "to 6 significant digits (as printed by the notebook): up to 3824 parameters "
-                "(2e-6 relative) below the 182-run file's values for the same runs. Some runs "
-                "with 100M unique tokens repeated hundreds of times have losses of 8-11 nats. "
-                "Seed-to-seed sd: about 0.001-0.002 nats at 2.8B, 0.006-0.026 at 4.2B."
-            ),
-        ),
-        _Dataset(
-            name="datablations_curves",
-            file="datablations_curves.csv.gz",
-            description=(
-                "Muennighoff et al. 2023 repetition runs via ColPret: C4 and OSCAR x 3 sizes "
-                "(2.8B, 4.2B, 8.7B) x 8 epoch counts; 48 final losses, or 9261 curve points"
-            ),
-            citation=f"{_CHOSHEN} Runs from: {_MUENNIGHOFF}",
-            license=(
-                "MIT (IBM/ColPret, (c) 2024 IBM); the runs are from huggingface/datablations "
-                "(Apache-2.0)"
-            ),
-            source=_COLPRET_REPO,
-            notes=(
-                "family = data (c4, oscar); N parsed from num_params ('2.8B', the rounded size label: "
-                "the datablations notebook uses 2.81e9, 4.2465e9, 8.67e9); D = token_num "
-                "(tokens seen at the checkpoint); U = tokens_per_epoch; epochs = planned epochs; "
-                "run = '<data>-<size>-<epochs>ep'; C = 6ND recomputed because the file's flops "
-                "column is wrong (it equals a constant / token_num). Default: the last checkpoint "
-                "of each run (final = True, 48 rows); curves=True returns all 9261 checkpoints "
-                "(the source notes say 9260; the file has 9261). valset: each family's loss is "
-                "on its own dataset's held-out validation split, so c4 and oscar losses are not "
-                "comparable in level. Oddities: the oscar 2.8B 3-epoch and 4-epoch runs have "
-                "identical curves at all 326 checkpoints despite different TensorBoard ids "
-                "(identical_curve = True; likely an upstream copy error, so treat them as one "
-                "run); c4 2.8B 3-epoch ends at 54.74B tokens (2.99 epochs) and c4 4.2B 44-epoch "
-                "at 83.89B (43.94 epochs); all other runs end within 0.01% of 55B/84B/178B "
-                "tokens. The 2.8B runs have 330-525 checkpoints each, the larger ones 60-85. "
-                "hf_repo names the size x dataset repository, not the run. Final C4 losses agree with "
-                "the datablations notebook's values for the same runs within 0.0083 nats."
-            ),
-            options={"curves": False},
-            select=_curves_or_finals,
-        ),
-        _Dataset(
-            name="gadre",
-            file="gadre.csv",
-            description=(
-                "Gadre et al. 2024: 104 open_lm models, N 11M-6.9B, 5-640 tokens/param, trained "
-                "on C4, RedPajama or RefinedWeb (3 families), C4 validation loss"
-            ),
-            citation=_GADRE,
-            license="MIT (mlfoundations/scaling, LICENSE.txt, (c) 2024 mlfoundations)",
-            source=_GADRE_REPO,
-            notes=(
-                "family = train_dataset (c4_original 34 runs, rpj 35, rw_original 35); N = "
-                "params_N (total parameters), D = tokens_D, U = D (repetition is not recorded; "
-                "runs look like at most one pass), loss = loss_c4_val, the C4 validation loss for "
-                "every family (so families are comparable: valset 'c4_val'); loss_lo95 and "
-                "loss_hi95 are its 95% interval over sequences. tokenizer: GPT-NeoX-20B for all "
-                "runs (the data manifests are 'tokenized_..._eleutherai'). No row lacks a loss "
-                "(0 dropped). The 1.4B model at 640 tokens/param exists only for rpj, and the "
-                "0.411B C4 run at 640 is absent. The source's flops_6ND column exceeds int64 in "
-                "47 rows; C here is 6ND in float64. Reference: a 5-run rpj fit predicts the "
-                "1.4B/M=640 and 6.9B/M=20 C4 losses within 0.71% and 0.73%."
-            ),
-        ),
-    )
-}
-
-
-def _entry(name: str) -> _Dataset:
+def _entry(name: str) -> Dataset:
+    if isinstance(name, str) and name in REFUSED:
+        raise DataError(REFUSED[name])
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(_REGISTRY)}") from None
+        raise DataError(
+            f"unknown dataset {name!r}; valid names: {', '.join(_REGISTRY)} "
+            f"(no loader, see refused(): {', '.join(REFUSED)})"
+        ) from None
 
 
-def _options(entry: _Dataset, given: Mapping[str, Any]) -> dict[str, Any]:
+def _options(entry: Dataset, given: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(given) - set(entry.options))
     if unknown:
         valid = ", ".join(entry.options) or "none"
@@ -248,44 +65,72 @@ def _options(entry: _Dataset, given: Mapping[str, Any]) -> dict[str, Any]:
     return {**entry.options, **given}
 
 
-def _read(entry: _Dataset) -> pd.DataFrame:
-    with resources.as_file(resources.files(__name__) / entry.file) as path:
-        frame = pd.read_csv(path)
+def _short_license(entry: Dataset) -> str:
+    return entry.license.split(":")[0]
+
+
+def _read(entry: Dataset, root: str | os.PathLike | None) -> tuple[pd.DataFrame, str]:
+    """The entry's full table (before options) and where it was read from."""
+    if entry.bundled:
+        with resources.as_file(resources.files(__name__) / entry.file) as path:
+            frame = pd.read_csv(path)
+        location = "bundled with bayescale"
+    else:
+        folder = shared_folder(entry.name, entry.folder, root, _short_license(entry))
+        frame = entry.read(folder)
+        location = str(folder)
     for column in _FLOAT_COLUMNS:
-        if column in frame.columns:
-            frame[column] = frame[column].astype(np.float64)
+        frame[column] = frame[column].astype(np.float64)
     frame["family"] = frame["family"].astype(str)
-    return frame
+    return frame, location
 
 
 def load(name: str, **options: Any) -> pd.DataFrame:
-    """Load a bundled dataset as a pandas DataFrame.
+    """Load a dataset as a pandas DataFrame.
 
     Parameters
     ----------
     name : str
-        One of :func:`names`: ``"chinchilla"``, ``"datablations"``, ``"datablations_all"``,
-        ``"datablations_curves"``, ``"gadre"``.
+        One of :func:`names`. Bundled: ``"chinchilla"``, ``"datablations"``,
+        ``"datablations_all"``, ``"datablations_curves"``, ``"gadre"``, ``"gemstones"``.
+        Read from the shared data folder: ``"xlstm"``, ``"llama3_isoflops"``, ``"steplaw"``.
     **options
         ``chinchilla``: ``epoch_subset=True`` keeps the 240 runs Besiroglu et al. (2024)
         fit (drops the 5 highest losses). ``datablations_curves``: ``curves=True`` returns
         every checkpoint instead of each run's last one, with a :class:`DataWarning`.
+        ``gemstones``: ``schedule="cooldown"`` (default; the 199 annealed runs),
+        ``"constant_lr"`` or ``"constant_lr_half"`` (checkpoints of one run per shape, with a
+        :class:`DataWarning`). ``xlstm``: ``split="train"`` (default), ``"test"`` (the paper's
+        held-out run) or ``"all"``; ``paper_only=False`` adds the runs the paper excluded.
+        ``steplaw``: ``suspect=True`` keeps the D = 1e13 cell (with a :class:`DataWarning`).
+        Shared datasets: ``root``, the ``shared/data`` folder (default: the environment
+        variable ``BAYESCALE_SHARED_DATA``, else ``shared/data`` above the repository root or
+        the current directory).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``N``, ``D``, ``U``, ``loss`` (nats/token), ``family``, ``C`` (float64 except
+        Columns ``N``, ``D``, ``U``, ``loss``, ``family``, ``C`` (``6 N D``; float64 except
         ``family``) and dataset-specific extras; a fresh RangeIndex. ``attrs`` holds
-        ``name``, ``citation``, ``license``, ``source`` and ``notes``.
+        ``name``, ``citation``, ``license``, ``source``, ``notes``, ``law``, ``family``,
+        ``heldout``, ``units``, ``bundled`` (bool) and ``location``.
 
     Raises
     ------
     DataError
-        Unknown name (the message lists the valid ones) or unknown option.
+        Unknown name (the message lists the valid ones), a shared folder without a loader (one
+        line saying why), an unknown option or option value, or a shared dataset whose folder
+        cannot be found (one line saying what to set).
+
+    Warns
+    -----
+    DataWarning
+        ``llama3_isoflops`` on every load (loss units not stated), and the options above that
+        return checkpoints or suspect rows.
     """
     entry = _entry(name)
     chosen = _options(entry, options)
-    frame = _read(entry)
+    frame, location = _read(entry, chosen.get("root"))
     if entry.select is not None:
         frame = entry.select(frame, chosen)
     frame = frame.reset_index(drop=True)
@@ -295,47 +140,90 @@ def load(name: str, **options: Any) -> pd.DataFrame:
         license=entry.license,
         source=entry.source,
         notes=entry.notes,
+        law=entry.law,
+        family=entry.family,
+        heldout=entry.heldout,
+        units=entry.units,
+        bundled=entry.bundled,
+        location=location,
     )
     return frame
 
 
+def _where(entry: Dataset) -> str:
+    return "bundled" if entry.bundled else f"not bundled: needs shared/data/{entry.folder}/"
+
+
 def names() -> pd.Series:
-    """Bundled dataset names, each with a one-line description.
+    """Dataset names, each with a one-line description marked bundled or shared.
 
     Returns
     -------
     pandas.Series
-        Indexed by name (index name ``"name"``), values the descriptions.
+        Indexed by name (index name ``"name"``); each value is the description followed by
+        ``[bundled]`` or ``[not bundled: needs shared/data/<folder>/]``.
     """
     series = pd.Series(
-        {name: entry.description for name, entry in _REGISTRY.items()}, name="description"
+        {name: f"{entry.description} [{_where(entry)}]" for name, entry in _REGISTRY.items()},
+        name="description",
     )
     series.index.name = "name"
     return series
 
 
+def refused() -> pd.Series:
+    """Shared data folders without a loader, each with the one-line reason ``load`` raises.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by name (index name ``"name"``), values the reasons.
+    """
+    series = pd.Series(REFUSED, name="reason")
+    series.index.name = "name"
+    return series
+
+
 def citation(name: str) -> str:
-    """Return the citation of a bundled dataset (paper, and the digitizer where relevant)."""
+    """Return the citation of a dataset (paper, and the digitizer where relevant)."""
     return _entry(name).citation
 
 
-def describe() -> pd.DataFrame:
-    """One row per dataset: name, rows (default load), families, description, citation, license.
+def _found(entry: Dataset) -> bool:
+    try:
+        shared_folder(entry.name, entry.folder, license=_short_license(entry))
+    except DataError:
+        return False
+    return True
 
-    ``families`` lists the family names, comma-separated.
+
+def describe() -> pd.DataFrame:
+    """One row per dataset: name, rows, families, description, citation, license, bundled, available.
+
+    ``rows`` and ``families`` are those of the default load; for a shared dataset whose folder
+    cannot be found (``available`` False) ``rows`` is the documented count and ``families`` is
+    empty. ``families`` lists the family names, comma-separated.
     """
     rows = []
     for name, entry in _REGISTRY.items():
-        frame = load(name)
-        families = ", ".join(pd.unique(frame["family"]))
+        available = entry.bundled or _found(entry)
+        if available:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DataWarning)
+                frame = load(name)
+            count, families = len(frame), ", ".join(pd.unique(frame["family"]))
+        else:
+            count, families = entry.rows, ""
         rows.append(
             {
                 "name": name,
-                "rows": len(frame),
+                "rows": count,
                 "families": families,
                 "description": entry.description,
                 "citation": entry.citation,
                 "license": entry.license,
+                "bundled": entry.bundled,
+                "available": available,
             }
         )
     return pd.DataFrame(rows)

@@ -6,8 +6,9 @@ Not imported by the package. Run from the repository root::
 
 Only columns are selected and renamed; values are copied unchanged, except the derived
 quantities named below (``D = C / (6 N)`` for Chinchilla, ``C = 6 N D`` elsewhere, ``N`` parsed
-from ColPret's ``"2.8B"`` strings, and a few boolean flags). The script checks the row counts and
-the facts the notes in ``CITATIONS.md`` rely on, and stops if one fails.
+from ColPret's ``"2.8B"`` strings, and a few boolean flags; Gemstones' ``family`` is its
+``shape`` column and its source ``family`` becomes ``schedule``). The script checks the row
+counts and the facts the notes in ``CITATIONS.md`` rely on, and stops if one fails.
 """
 
 from __future__ import annotations
@@ -175,6 +176,55 @@ def gadre(source: Path) -> pd.DataFrame:
     )
 
 
+_GEMSTONES_SCHEDULES = {
+    "cooldown": ("cool_end", 199, 20),
+    "constant_lr": ("hot_100b+", 770, 22),
+    "constant_lr_half": ("lr_ablation_hot", 200, 20),
+}
+
+
+def gemstones(source: Path) -> pd.DataFrame:
+    """McLeish et al. 2025: the three fitting tables, ``family`` = shape, ``schedule`` = table."""
+    folder = source / "gemstones"
+    raw = pd.read_csv(folder / "gemstones_flat.csv")
+    assert len(raw) == 1169, len(raw)
+    for schedule, (table, rows, shapes) in _GEMSTONES_SCHEDULES.items():
+        part = raw[raw["family"] == schedule]
+        assert len(part) == rows and part["shape"].nunique() == shapes, schedule
+        # the flat file is the authors' jsonl table, reordered: check every value
+        jsonl = pd.read_json(folder / "raw" / f"wandb_df_for_fitting_{table}.jsonl", lines=True)
+        both = part.merge(jsonl, on=["run_name", "step"], validate="one_to_one")
+        assert len(both) == rows, schedule
+        assert (both["N"] == both["params_active_precise"]).all()
+        assert (both["D"] == both["tokens"]).all()
+        np.testing.assert_allclose(both["loss"], both["final_loss"], rtol=1e-15, atol=0)
+    cooldown = raw[raw["family"] == "cooldown"]
+    assert cooldown.groupby("shape")["N"].nunique().eq(1).all()
+    assert cooldown["N"].nunique() == 20  # one N per shape (see the notes)
+    assert (raw["shape"] == raw["width"].astype(str) + "x" + raw["depth"].astype(str)).all()
+    N, D = _float(raw["N"]), _float(raw["D"])  # int64 in the file: 6ND overflows int64
+    np.testing.assert_allclose(6.0 * N * D, raw["C_6ND"], rtol=1e-15)
+    return pd.DataFrame(
+        {
+            "N": raw["N"],
+            "D": raw["D"],
+            "U": raw["D"],
+            "loss": raw["loss"],
+            "family": raw["shape"],
+            "C": 6.0 * N * D,
+            "schedule": raw["family"],
+            "width": raw["width"],
+            "depth": raw["depth"],
+            "N_nonembed": raw["N_nonembed"],
+            "step": raw["step"],
+            "cooldown_start_step": raw["cooldown_start_step"].astype("Int64"),
+            "D_cooldown_start": raw["D_cooldown_start"].astype("Int64"),
+            "run_name": raw["run_name"],
+            "valset": "dolma_val",
+        }
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
@@ -184,6 +234,7 @@ def main() -> None:
     _write(datablations_all(source), "datablations_all.csv")
     _write(datablations_curves(source), "datablations_curves.csv.gz", GZIP)
     _write(gadre(source), "gadre.csv")
+    _write(gemstones(source), "gemstones.csv.gz", GZIP)
 
 
 if __name__ == "__main__":
