@@ -11,7 +11,14 @@ Three executors behind one interface, :func:`run_tasks`, which calls
   ``"spawn"`` start method and ``os.cpu_count()`` workers by default. Spawn, not
   fork: a forked child would inherit the parent's JAX runtime (its thread pools
   and device count, which cannot change after JAX starts), and forking a process
-  that runs XLA threads can deadlock.
+  that runs XLA threads can deadlock. The workers do not run the caller's main
+  module (plain spawn runs it again in every worker), so a sweep works from any
+  script, with or without an ``if __name__ == "__main__":`` guard, from ``python -c``
+  and from code piped into ``python -``. Only when ``fn``, ``shared`` or a task
+  refers to something defined in ``__main__`` do the workers import the main module,
+  as plain spawn does; where they cannot (code from stdin, ``-c`` or a notebook, or
+  a call outside the guard of a script, which every worker would run again),
+  :class:`ExecutorError` says so before any worker starts.
 * ``"ray"``: one ``ray.remote`` task per item (``num_cpus=1``, no retries: a
   failed fit fails again). ``address=None`` starts a local Ray instance with
   ``num_cpus=workers`` and shuts it down afterwards; ``address="auto"`` (on a node
@@ -34,15 +41,22 @@ executor computes bit-identical draws.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import multiprocessing
+import multiprocessing.context
+import multiprocessing.process
+import multiprocessing.reduction
 import os
 import sys
+import threading
+import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXECUTORS", "check_executor", "pin_worker_environment", "pinned", "run_tasks"]
+__all__ = ["EXECUTORS", "ExecutorError", "check_executor", "pin_worker_environment", "pinned", "run_tasks"]
 
 #: NUTS chain method of every task. Fixed so that every worker runs the same program
 #: whatever its device count. "vectorized" (chains in lockstep in one compiled program)
@@ -54,6 +68,16 @@ CHAIN_METHOD = "vectorized"
 #: Executor names accepted by ``bs.sweep``, ``bs.backtest`` and ``run_sbc``.
 EXECUTORS: tuple[str, ...] = ("local", "processes", "ray")
 RAY_MISSING = 'executor="ray" needs Ray, an optional extra: pip install "bayescale[ray]"'
+
+
+class ExecutorError(ValueError):
+    """The tasks cannot run on the chosen executor; raised before any task starts.
+
+    For ``executor="processes"``: the function or the data cannot be sent to a
+    worker process (unpicklable), or they refer to something defined in
+    ``__main__`` that the workers cannot import. The message, one line, says what
+    to change.
+    """
 
 
 def check_executor(executor: str, workers: int | None = None, address: str | None = None) -> int:
@@ -146,6 +170,9 @@ def run_tasks(
 ) -> Iterator[tuple[int, Any, str | None]]:
     """Run ``fn(shared, task)`` for every task; yield ``(index, value, error)`` as each finishes.
 
+    The settings are checked when this is called, before any task runs; the tasks
+    run as the returned iterator is consumed.
+
     Parameters
     ----------
     fn : callable
@@ -161,21 +188,30 @@ def run_tasks(
     address : str, optional
         Ray cluster address (``"auto"``, ``"ray://head:10001"``); only with ``"ray"``.
 
-    Yields
-    ------
-    (int, object, str or None)
+    Returns
+    -------
+    iterator of (int, object, str or None)
         Task index, ``fn``'s return value (None on error), and the error as one
-        line (``"ValueError: ..."``) or None.
+        line (``"ValueError: ..."``) or None, in the order the tasks finish.
+
+    Raises
+    ------
+    ValueError, ImportError
+        Bad executor settings (:func:`check_executor`).
+    ExecutorError
+        ``executor="processes"`` with a ``fn`` or ``shared`` that cannot be pickled,
+        or with ``fn``, ``shared`` or a task that refers to ``__main__`` where worker
+        processes cannot import it.
     """
     n_workers = check_executor(executor, workers, address)
     if not tasks:
-        return
+        return iter(())
     if executor == "local":
-        yield from _run_local(fn, tasks, shared)
-    elif executor == "processes":
-        yield from _run_processes(fn, tasks, shared, n_workers)
-    else:
-        yield from _run_ray(fn, tasks, shared, n_workers, address)
+        return _run_local(fn, tasks, shared)
+    if executor == "processes":
+        context = _process_context(fn, tasks, shared)
+        return _run_processes(fn, tasks, shared, n_workers, context)
+    return _run_ray(fn, tasks, shared, n_workers, address)
 
 
 def _run_local(fn: Callable, tasks: Sequence[Any], shared: Any) -> Iterator[tuple[int, Any, str | None]]:
@@ -188,11 +224,11 @@ def _run_local(fn: Callable, tasks: Sequence[Any], shared: Any) -> Iterator[tupl
             yield i, value, None
 
 
-def _run_processes(fn: Callable, tasks: Sequence[Any], shared: Any, workers: int) -> Iterator[tuple[int, Any, str | None]]:
-    import multiprocessing
+def _run_processes(fn: Callable, tasks: Sequence[Any], shared: Any, workers: int,
+                   context: multiprocessing.context.BaseContext) -> Iterator[tuple[int, Any, str | None]]:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
                                initializer=pin_worker_environment)
     try:
         futures = {pool.submit(fn, shared, task): i for i, task in enumerate(tasks)}
@@ -202,6 +238,164 @@ def _run_processes(fn: Callable, tasks: Sequence[Any], shared: Any, workers: int
     finally:
         # an interrupted sweep (the generator closed early) drops the queued tasks
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Worker processes that do not run the caller's main module
+# --------------------------------------------------------------------------------------------
+
+#: Serialises the moments when ``__main__`` is hidden (process starts, from any thread).
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Hide ``__main__.__file__`` and ``__spec__`` while a spawned process is started.
+
+    Spawn tells a child to run the parent's main module, as ``__mp_main__``, when
+    the module has a spec or a file (:func:`multiprocessing.spawn.get_preparation_data`).
+    That runs an unguarded script's sweep again in every worker, whose bootstrap then
+    fails, and cannot work at all for code from stdin. The tasks of this module need
+    only importable functions, so the children are started without it. The start
+    reads these attributes synchronously, in the starting thread; the lock keeps two
+    concurrent starts from restoring each other's hidden values.
+    """
+    main = sys.modules["__main__"]
+    names = ("__file__", "__spec__")
+    with _MAIN_LOCK:
+        saved = {k: vars(main)[k] for k in names if k in vars(main)}
+        vars(main).pop("__file__", None)
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            for k in names:
+                vars(main).pop(k, None)
+            vars(main).update(saved)
+
+
+class _NoMainProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process whose preparation does not import the parent's main module."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        with _main_hidden():
+            return multiprocessing.context.SpawnProcess._Popen(process_obj)
+
+
+class _NoMainContext(multiprocessing.context.SpawnContext):
+    """The ``"spawn"`` context with :class:`_NoMainProcess` workers."""
+
+    Process = _NoMainProcess
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+class _MainFinder(multiprocessing.reduction.ForkingPickler):
+    """Pickles as the pool does, noting every function or class from ``__main__`` that the
+    pickle refers to by name (an instance's class included), which a worker must import."""
+
+    def __init__(self) -> None:
+        super().__init__(_Discard())
+        self.found: list[str] = []
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type | types.FunctionType) and obj.__module__ == "__main__":
+            self.found.append(obj.__qualname__)
+        return NotImplemented
+
+
+def _main_references(fn: Callable, tasks: Sequence[Any], shared: Any) -> list[str]:
+    """Names from ``__main__`` that ``fn``, ``shared`` or the tasks refer to.
+
+    Raises :class:`ExecutorError` when ``fn`` or ``shared`` cannot be pickled (every
+    task would fail); a task that cannot be pickled fails alone, as its row.
+    """
+    found: list[str] = []
+    for what, obj in (("fn", fn), ("shared", shared)):
+        finder = _MainFinder()
+        try:
+            finder.dump(obj)
+        except Exception as exc:
+            label = f"fn {_describe(fn)}" if what == "fn" else "the shared data"
+            raise ExecutorError(f'executor="processes" cannot send {label} to worker processes '
+                                f'({_one_line(exc)}); use a module-level function and picklable data, '
+                                f'or executor="local"') from None
+        found += finder.found
+    for task in tasks:
+        finder = _MainFinder()
+        with contextlib.suppress(Exception):
+            finder.dump(task)
+        found += finder.found
+    return list(dict.fromkeys(found))
+
+
+def _describe(fn: Any) -> str:
+    name = getattr(fn, "__qualname__", None)
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{name}" if isinstance(name, str) and isinstance(module, str) else repr(fn)
+
+
+def _main_path() -> str | None:
+    """The file spawned children would run as the main module, if there is one."""
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    path = getattr(spec, "origin", None) if getattr(spec, "name", None) else getattr(main, "__file__", None)
+    if not isinstance(path, str):
+        return None
+    if not os.path.isabs(path) and multiprocessing.process.ORIGINAL_DIR is not None:
+        path = os.path.join(multiprocessing.process.ORIGINAL_DIR, path)
+    return path if os.path.isfile(path) else None
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+
+def _unguarded_call(path: str) -> bool:
+    """Whether this call comes from the main module's top-level code outside an
+    ``if __name__ == "__main__":`` block: a worker that runs the module runs the call too.
+
+    False where it cannot tell (no such frame in the stack, an unreadable source).
+    """
+    main_globals = vars(sys.modules["__main__"])
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals is main_globals and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return False
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return not any(isinstance(node, ast.If) and _is_main_guard(node.test)
+                   and node.body[0].lineno <= line <= (node.body[-1].end_lineno or line)
+                   for node in ast.walk(tree))
+
+
+def _process_context(fn: Callable, tasks: Sequence[Any], shared: Any) -> multiprocessing.context.BaseContext:
+    """The multiprocessing context for these tasks, or :class:`ExecutorError` if none can run them."""
+    names = _main_references(fn, tasks, shared)
+    if not names:
+        return _NoMainContext()
+    what = f"{names[0]} is defined in __main__"
+    path = _main_path()
+    if path is None:
+        raise ExecutorError(f'executor="processes": {what}, which worker processes cannot import (code from stdin, '
+                            f'-c or a notebook); define it in a module file, or use executor="local"')
+    if _unguarded_call(path):
+        raise ExecutorError(f'executor="processes": {what}, so every worker process runs {os.path.basename(path)} '
+                            f'again, and with it this call; put the script\'s top-level code under '
+                            f'if __name__ == "__main__":, or define {names[0]} in a module')
+    return multiprocessing.get_context("spawn")
 
 
 def _ray_entry(fn: Callable, shared: Any, task: Any) -> Any:

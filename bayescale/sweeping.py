@@ -522,6 +522,10 @@ def sweep(
         all before any task runs.
     ImportError
         ``executor="ray"`` without Ray (``pip install "bayescale[ray]"``).
+    bayescale.executors.ExecutorError
+        ``executor="processes"`` with ``fit_kwargs`` that cannot be sent to worker
+        processes (unpicklable, or defined in a ``__main__`` they cannot import); before
+        any task runs.
 
     Examples
     --------
@@ -598,10 +602,12 @@ def sweep(
     shared = {"table": table, "settings": common, "cache_dir": None if cache_dir is None else str(cache_dir),
               "save_fits": None if save_fits is None else str(Path(save_fits).resolve())}
     results: dict[str, dict[str, Any]] = dict(done)
+    # before the file is touched: run_tasks refuses here what no worker could run (bayescale.executors)
+    finished = run_tasks(_run_task, todo, shared, executor=executor, workers=workers, address=address)
     stream = _Stream(out_path) if out_path is not None else None
     bar = _progress_bar(progress, len(tasks), len(done), executor)
     try:
-        for i, value, error in run_tasks(_run_task, todo, shared, executor=executor, workers=workers, address=address):
+        for i, value, error in finished:
             rec = value if error is None else _error_record(todo[i], error)
             results[rec["task_id"]] = rec
             if stream is not None:
