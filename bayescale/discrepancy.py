@@ -268,6 +268,34 @@ def _log_lik_grid_shared(k: np.ndarray, lfo: pd.DataFrame, d: np.ndarray, noise:
     return out
 
 
+#: every how many grid nodes the likelihood is first evaluated, and how far below the coarse
+#: maximum (nats) a node may fall and still be evaluated exactly
+_COARSE_STEP = 8
+_COARSE_DROP = 60.0
+
+
+def _coarse_to_fine(log_prior: np.ndarray, log_lik: Any) -> np.ndarray:
+    """``log_lik`` on the kappa grid, evaluated exactly only where the posterior has mass.
+
+    The log likelihood of a variance scale is smooth in kappa: first evaluated at every
+    ``_COARSE_STEP``-th node (a factor 1.26 in kappa), then exactly at every node between
+    the coarse neighbours of any coarse node within ``_COARSE_DROP`` nats of the coarse
+    maximum of prior + likelihood; the rest are set to -inf (a weight below e^-60 of the
+    largest, which changes neither the quantiles nor the evidence at float64 precision).
+    Cuts the cost ~4-6x on 400-run records (3 designs: 2.7 s -> ~0.5 s on Chinchilla).
+    """
+    n = log_prior.size
+    coarse = np.unique(np.r_[np.arange(0, n, _COARSE_STEP), n - 1])
+    at = log_lik(_GRID[coarse])
+    post = log_prior[coarse] + at
+    keep = np.flatnonzero(post > post.max() - _COARSE_DROP)
+    lo, hi = coarse[max(keep.min() - 1, 0)], coarse[min(keep.max() + 1, coarse.size - 1)]
+    out = np.full(n, -np.inf)
+    out[coarse] = at
+    out[lo:hi + 1] = log_lik(_GRID[lo:hi + 1])
+    return out
+
+
 def _grid_posterior(design: str, lfo: pd.DataFrame, prior_scale: float,
                     noise: str = "student_t", structure: str = DEFAULT_STRUCTURE) -> tuple[np.ndarray, float]:
     k = _GRID
@@ -278,9 +306,9 @@ def _grid_posterior(design: str, lfo: pd.DataFrame, prior_scale: float,
         if structure == "shared":
             logw = logw + _log_lik_grid_shared(k, lfo, d, noise)
         elif structure == "independent":
-            logw = logw + _log_lik_grid(k, lfo["residual"].to_numpy(np.float64),
-                                        lfo["var_param"].to_numpy(np.float64),
-                                        lfo["sigma2"].to_numpy(np.float64), d, noise)
+            logw = logw + _coarse_to_fine(logw, lambda kk: _log_lik_grid(
+                kk, lfo["residual"].to_numpy(np.float64), lfo["var_param"].to_numpy(np.float64),
+                lfo["sigma2"].to_numpy(np.float64), d, noise))
         else:
             raise ValueError(f"discrepancy structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
     top = logw.max()
@@ -472,9 +500,21 @@ class Discrepancy:
                 "internal_fits": list(self.fits), "notes": list(self.notes)}
 
 
+def cut_sampler(cfg: Any) -> Any:
+    """Settings of the internal fits that start from the full fit (``nuts.run_cuts``): 30% of
+    its warmup (at least 100 steps) and half its draws (at least 100) per chain, ``cfg.chains``
+    chains shared among the cuts (one chain per cut at the defaults). The predictive mean
+    and variance of a held-out run are all a cut gives kappa; 500 draws estimate a variance
+    to ~10% (ESS 200), below the spread between the runs of a cut. Warmup: 200 steps left
+    the xLSTM cuts at 170-220 leapfrog steps per draw, 300 at 60-120."""
+    from dataclasses import replace
+
+    return replace(cfg, warmup=max(100, 3 * cfg.warmup // 10), draws=max(100, cfg.draws // 2), seed=cfg.seed + 1)
+
+
 def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESIGN,
                       holdouts: Sequence[float] = INTERNAL_HOLDOUTS, method: str = "nuts",
-                      prior_scale: float = KAPPA_PRIOR_SCALE) -> Discrepancy:
+                      prior_scale: float = KAPPA_PRIOR_SCALE, warm: Mapping[str, Any] | None = None) -> Discrepancy:
     """Learn kappa by leave-future-out inside the fitted runs (module docstring).
 
     Parameters
@@ -484,8 +524,7 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
     data : ScalingData
         The fitted runs.
     cfg : SamplerConfig
-        The fit's sampler settings (same draws and chains: same compiled sampler);
-        each internal fit uses seed ``cfg.seed + 1 + k``.
+        The fit's sampler settings.
     design : str
         A design, or ``"auto"``: the one with the largest internal evidence.
     holdouts : sequence of float
@@ -494,34 +533,59 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
         As the fit: an approximate fit learns from approximate internal fits.
     prior_scale : float
         HalfNormal scale of kappa.
+    warm : dict, optional
+        Where the full fit's chains ended (``run_nuts``'s ``extra["warm"]``). Given, all
+        cuts are sampled in one program that starts there (``nuts.run_cuts``, settings
+        ``cut_sampler(cfg)``); otherwise each cut is a fit of its own with ``cfg`` and seed
+        ``cfg.seed + 1 + k``.
     """
     import time
     from dataclasses import replace
 
     from .backtesting import distinct_splits
-    from .inference import log_mean_draws, model_args, run_laplace, run_nuts
+    from .inference import choose_chain_method, log_mean_draws, model_args, run_laplace, run_nuts
 
     log10_C = np.log10(data.C)
     logN, logD, logU, fam = model_args(data)
-    records: list[pd.DataFrame] = []
-    fits: list[dict[str, Any]] = []
     notes: list[str] = []
+    cuts = []
     for k, cut in enumerate(distinct_splits(data, holdouts)):
         h, train, test = cut.holdout, cut.train, cut.test
         if cut.same_as is not None:  # its held-out runs would count twice as evidence about kappa
             notes.append(f"internal cut {h:g}: the same split as cut {cut.same_as:g}; skipped")
-            continue
-        if train.size < MIN_INTERNAL_TRAIN or test.size < MIN_INTERNAL_TEST:
+        elif train.size < MIN_INTERNAL_TRAIN or test.size < MIN_INTERNAL_TEST:
             notes.append(f"internal cut {h:g}: {train.size} runs to fit, {test.size} to predict; skipped")
-            continue
-        mask = np.zeros(data.n_rows, bool)
-        mask[train] = True
-        sub = replace(cfg, seed=cfg.seed + 1 + k)
-        t0 = time.perf_counter()
-        if method == "laplace":
-            samples, extra = run_laplace(spec, data, sub, obs_mask=mask)
         else:
-            samples, extra = run_nuts(spec, data, sub, progress=False, obs_mask=mask)
+            mask = np.zeros(data.n_rows, bool)
+            mask[train] = True
+            cuts.append((k, cut, mask))
+
+    t0 = time.perf_counter()
+    together = method == "nuts" and warm is not None and 0 < len(cuts) <= cfg.chains
+    if together:
+        from . import nuts
+
+        sub = cut_sampler(cfg)
+        chain_method = choose_chain_method(sub.chains, sub.chain_method)
+        import jax
+
+        if chain_method == "parallel" and jax.local_device_count() < sub.chains:
+            chain_method = "sequential"
+        runs = nuts.run_cuts(spec, data, sub, chain_method, np.stack([m for _, _, m in cuts]), warm)
+        steps = float(np.mean([r[2].mean() for r in runs]))
+        shared_wall = (time.perf_counter() - t0) / len(cuts)
+    records: list[pd.DataFrame] = []
+    fits: list[dict[str, Any]] = []
+    for j, (k, cut, mask) in enumerate(cuts):
+        h, train, test = cut.holdout, cut.train, cut.test
+        t0 = time.perf_counter()
+        if together:
+            samples, diverging, _ = runs[j]
+        else:
+            sub = replace(cfg, seed=cfg.seed + 1 + k)
+            run = run_laplace if method == "laplace" else lambda *a, **kw: run_nuts(*a, progress=False, **kw)
+            samples, extra = run(spec, data, sub, obs_mask=mask)
+            diverging = extra["diverging"]
         flat = {s: v.reshape((-1,) + v.shape[2:]) for s, v in samples.items()}
         # every row, then the held-out ones: the whole table's shape is already compiled (the fit's
         # own log-likelihood), while each new subset shape would compile every eager op again and a
@@ -531,9 +595,11 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
         x = mu + flat["sigma"][:, None] * noise
         sigma2 = float(np.mean(np.asarray(flat["sigma"], np.float64) ** 2))
         y = np.log(data.loss[test])
-        div = int(np.asarray(extra["diverging"]).sum())
+        div = int(np.asarray(diverging).sum())
+        wall = shared_wall if together else time.perf_counter() - t0
         fits.append({"holdout": float(h), "n_train": int(train.size), "n_test": int(test.size),
-                     "divergences": div, "wall_s": round(time.perf_counter() - t0, 3)})
+                     "divergences": div, "wall_s": round(wall, 3), "draws": int(mu.shape[0]),
+                     "warm_start": bool(together), **({"steps_per_draw": round(steps, 1)} if together else {})})
         if div:
             notes.append(f"internal fit at cut {h:g} had {div} divergent transitions")
         records.append(pd.DataFrame({

@@ -438,9 +438,8 @@ class SamplerConfig:
 def choose_chain_method(chains: int, requested: str = "auto") -> str:
     """``parallel`` when the host exposes a device per chain, else ``vectorized``.
 
-    JAX fixes the host device count at start-up, so a library cannot change it;
-    the CLI sets ``XLA_FLAGS`` before JAX starts (``cli._host_devices``), and a
-    script can call ``numpyro.set_host_device_count(4)`` before importing JAX.
+    JAX fixes the host device count when its CPU backend starts; ``runtime.prepare``
+    asks for one device per chain before bayescale's first JAX computation.
     """
     if requested != "auto":
         return requested
@@ -459,9 +458,10 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     compiling again (measured here: ~11 s -> ~2.3 s for a small Chinchilla fit).
     The exported NUTS programs of ``bayescale.nuts`` are kept in a subfolder, so a
     repeat fit in a new process skips tracing the sampler too.
-    This changes global JAX configuration, so the library never calls it on
-    import: the CLI, ``run_sbc`` and the benchmarks do. Folder: ``path``, else
-    ``$BAYESCALE_CACHE_DIR``, else ``~/.cache/bayescale/jax``.
+    This changes global JAX configuration, so ``import bayescale`` never does it:
+    the first fit does, through ``runtime.prepare`` (opt out with
+    ``BAYESCALE_CACHE_DIR=off``). Folder: ``path``, else ``$BAYESCALE_CACHE_DIR``, else
+    ``~/.cache/bayescale/jax``.
     """
     import jax
 
@@ -624,7 +624,23 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     extra["log_joint"] = np.asarray(log_joint(mcmc.get_samples(), args, log_y)).reshape(cfg.chains, cfg.draws)
+    extra["warm"] = _warm_state(mcmc.last_state, cfg.chains)
     return {k: samples[k] for k in posterior_sites(spec)}, extra
+
+
+def _warm_state(state: Any, chains: int) -> dict[str, Any]:
+    """``MCMC.run``'s last state as ``nuts.run``'s ``extra["warm"]`` (a leading chain axis;
+    sequential chains keep only the last chain's state, which every chain then shares)."""
+    (inverse_mass,) = state.adapt_state.inverse_mass_matrix.values()
+    step = np.asarray(state.adapt_state.step_size)
+    batched = step.ndim == 1
+
+    def per_chain(x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        return x if batched else np.broadcast_to(x[None], (chains,) + x.shape)
+
+    return {"z": {k: per_chain(v) for k, v in state.z.items()}, "step_size": per_chain(step),
+            "inverse_mass": per_chain(inverse_mass)}
 
 
 @dataclass(frozen=True)

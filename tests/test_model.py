@@ -143,7 +143,7 @@ def test_centring_weights_follow_how_well_each_family_pins_its_value():
     # families far apart, each pinned tightly: centred; a loosely pinned one stays near 0
     c = hier.centring_weights([0.0, 1.0, 2.0, 1.0], [0.01, 0.01, 0.01, 5.0])
     assert c[:3].min() > 0.9 and c[3] < 0.1
-    # the Papaspiliopoulos et al. weight tau^2 / (tau^2 + s^2); at equal errors DerSimonian-Laird's
+    # the Papaspiliopoulos et al. weight tau^2 / (tau^2 + s^2); at equal errors Paule-Mandel's
     # tau^2 is the sample variance less the error variance
     mode, sd = np.array([0.0, 0.4, 0.8]), np.full(3, 0.2)
     tau2 = np.var(mode, ddof=1) - 0.04
