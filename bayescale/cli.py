@@ -255,6 +255,8 @@ def _summary_text(fit) -> str:
         f"tail {d.min_ess_tail:.0f}, {d.divergences} divergences)",
     ]
     lines += [f"  - {m}" for m in d.messages]
+    if d.remedy:
+        lines.append(f"  - {d.remedy}")
     lines.append(_discrepancy_text(fit))
     return "\n".join(lines)
 
@@ -311,7 +313,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def _diag_dict(fit) -> dict[str, Any]:
     d = fit.diagnose()
     return {"ok": d.ok, "divergences": d.divergences, "max_r_hat": d.max_r_hat, "min_ess_bulk": d.min_ess_bulk,
-            "min_ess_tail": d.min_ess_tail, "messages": list(d.messages)}
+            "min_ess_tail": d.min_ess_tail, "messages": list(d.messages), "remedy": d.remedy}
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -591,10 +593,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command in ("fit", "demo", "backtest"):
-            _enable_compilation_cache()  # repeated CLI fits of one shape skip compilation
-            _host_devices(getattr(args, "chains", 4))
+            from .runtime import prepare
+
+            prepare(getattr(args, "chains", 4))  # before JAX loads: parallel chains, compilation cache
         elif args.command == "sweep":  # one device per process: tasks pin sequential chains (bayescale.executors)
-            _enable_compilation_cache()
+            from .runtime import compilation_cache
+
+            compilation_cache()
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -614,33 +619,6 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"internal error: {type(exc).__name__}: {_one_line(exc)} (set BAYESCALE_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return EXIT_CRASH
-
-
-def _enable_compilation_cache() -> None:
-    """Turn on JAX's persistent compilation cache without importing JAX, so that a bad table
-    still fails before JAX loads: JAX reads these variables when it is imported."""
-    if "jax" in sys.modules:  # in-process use after JAX has loaded: set its config directly
-        from .inference import enable_compilation_cache
-
-        enable_compilation_cache()
-        return
-    folder = Path(os.environ.get("BAYESCALE_CACHE_DIR") or Path.home() / ".cache" / "bayescale" / "jax")
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-
-
-def _host_devices(chains: int) -> None:
-    """One XLA CPU device per chain, so that NUTS runs chains in parallel threads
-    (``chain_method="parallel"``) instead of in lockstep (``"vectorized"``, where every
-    iteration waits for the longest trajectory of any chain): measured here, 8 s
-    against 17 s for a repeat Chinchilla fit on 2 cores. JAX fixes the device count
-    when it starts, so this only acts before JAX is imported (numpyro's
-    ``set_host_device_count`` does the same)."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "jax" in sys.modules or "xla_force_host_platform_device_count" in flags or chains < 2:
-        return
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={chains}".strip()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -60,6 +60,8 @@ class Diagnostics:
     min_ess_bulk: float
     min_ess_tail: float
     messages: tuple[str, ...]
+    #: what failed at the defaults and how ``bs.fit`` refitted once (``fit(remedy=True)``), or None
+    remedy: str | None = None
 
 
 def _version() -> str:
@@ -378,9 +380,10 @@ class Fit:
         if div:
             ta = float(getattr(self.sampler, "target_accept", DEFAULT_TARGET_ACCEPT))
             msgs.append(
-                f"{div} divergent transitions: the posterior geometry is hard for NUTS; raise "
-                f"target_accept (it was {ta:g}; e.g. {PARTIAL_TARGET_ACCEPT if ta < PARTIAL_TARGET_ACCEPT else 0.99:g}) "
-                "or reparametrise (hierarchy, priors)"
+                f"{div} divergent transitions{self._divergence_site()}: the posterior geometry is hard for NUTS "
+                f"there; raise target_accept (it was {ta:g}; e.g. "
+                f"{PARTIAL_TARGET_ACCEPT if ta < PARTIAL_TARGET_ACCEPT else 0.99:g}), or reparametrise: "
+                "centred=True/False for partially pooled parameters, a narrower prior, or fix the parameter"
             )
         if s["r_hat"].isna().all():
             msgs.append("R-hat needs at least 2 chains: run chains >= 2 to check convergence")
@@ -393,7 +396,31 @@ class Fit:
             elif not val >= ESS_MIN:
                 worst = s[f"ess_{kind}"].idxmin()
                 msgs.append(f"{kind} ESS {val:.0f} < {ESS_MIN} (worst: {worst}): run more draws")
-        return Diagnostics(not msgs, div, max_r, min_bulk, min_tail, tuple(msgs))
+        remedy = None
+        if "remedy" in self.datatree.attrs:
+            r = json.loads(self.datatree.attrs["remedy"])
+            remedy = (f"the default settings failed ({'; '.join(r['failed'])}); refitted once with warmup "
+                      f"{r['refit']['warmup']}, draws {r['refit']['draws']}, target_accept {r['refit']['target_accept']:g}")
+        return Diagnostics(not msgs, div, max_r, min_bulk, min_tail, tuple(msgs), remedy)
+
+    def _divergence_site(self) -> str:
+        """Where the divergent draws sit: the parameter whose divergent draws lie furthest from
+        its median (mean percentile rank among all draws), e.g. " (at small tau_E: mean
+        percentile 9 of its draws)"; empty when no parameter stands out (within 0.15 of 0.5)."""
+        mask = np.asarray(self.datatree["sample_stats"]["diverging"].values, bool)
+        best, where = "", 0.5
+        names = {name for name, _, _ in self._summary_rows}
+        for name, draws, note in self._summary_rows:
+            x = np.asarray(draws, np.float64)
+            # the sampler's own coordinates: A_ref rather than A, which moves with its exponent
+            if note == "fixed" or x.shape != mask.shape or f"{name}_ref" in names:
+                continue
+            pct = (np.argsort(np.argsort(x, axis=None)).reshape(x.shape)[mask] + 0.5) / x.size
+            if abs(pct.mean() - 0.5) > abs(where - 0.5):
+                best, where = name, float(pct.mean())
+        if not best or abs(where - 0.5) < 0.15:
+            return ""
+        return f" (at {'small' if where < 0.5 else 'large'} {best}: mean percentile {100 * where:.0f} of its draws)"
 
     # ------------------------------------------------------------- prediction
     def _points(self, new: Any) -> pd.DataFrame:
@@ -669,6 +696,20 @@ def default_target_accept(spec: Any) -> float:
     return max(PARTIAL_TARGET_ACCEPT if partial else DEFAULT_TARGET_ACCEPT, get_law(spec.law).target_accept)
 
 
+def remedied(cfg: Any, diag: Diagnostics) -> Any:
+    """Sampler settings for one refit after ``diag`` failed: divergences (a step size too
+    large for part of the posterior) raise the target acceptance to 0.95, or 0.99 from
+    0.95 and above, and double the warmup; R-hat or ESS failures alone (chains that had
+    not mixed, or too few effective draws) double the warmup and the draws. Both keep
+    the posterior; they only cost time."""
+    from dataclasses import replace
+
+    if diag.divergences:
+        ta = 0.99 if cfg.target_accept >= PARTIAL_TARGET_ACCEPT else PARTIAL_TARGET_ACCEPT
+        return replace(cfg, target_accept=ta, warmup=2 * cfg.warmup)
+    return replace(cfg, warmup=2 * cfg.warmup, draws=2 * cfg.draws)
+
+
 def fit(
     df: Any,
     law: str = "chinchilla",
@@ -690,6 +731,7 @@ def fit(
     strict: bool = False,
     approx: str | None = None,
     discrepancy: str | None = "auto",
+    remedy: bool = True,
 ) -> Fit:
     """Fit a scaling law to a table of training runs with NUTS.
 
@@ -746,6 +788,14 @@ def fit(
         noise uncertainty only), labelled as such in predictions. It changes
         predictions, never the posterior of the law's parameters.
 
+    remedy : bool
+        When a fit at the default sampler settings (draws, warmup and target acceptance
+        not given) fails its diagnostics, refit once with the safe remedy
+        (:func:`remedied`: on divergences a higher target acceptance and a longer warmup,
+        otherwise twice the warmup and draws) and keep the refit;
+        ``fit.diagnose().remedy`` and the saved file record what failed and what was
+        changed. False hands back the first fit as it is.
+
     Returns
     -------
     Fit
@@ -769,16 +819,21 @@ def fit(
             raise DataError(f"discrepancy must be 'auto', one of {', '.join(DESIGNS)} (either optionally followed "
                             f"by /{' or /'.join(STRUCTURES)}), or None; got {discrepancy!r}") from None
 
+    from .runtime import prepare
+
+    prepare(chains)  # before JAX starts: a device per chain, the compilation cache
     from .inference import SamplerConfig, build_spec, centring, run_laplace, run_nuts
 
     spec = build_spec(law, data, hierarchy=hierarchy, priors=priors, fixed=fixed, likelihood=likelihood,
                       centred=centred)
     if centred is None and approx is None:
         spec = centring(spec, data, seed)
+    explicit_ta = target_accept
     if approx == "laplace":
         cfg = SamplerConfig(draws=draws, warmup=0, chains=1, seed=seed, method="laplace")
         samples, extra = run_laplace(spec, data, cfg)
     else:
+        explicit_ta = target_accept
         if target_accept is None:
             target_accept = default_target_accept(spec)
         if not 0.0 < float(target_accept) < 1.0:
@@ -789,12 +844,22 @@ def fit(
         )
         samples, extra = run_nuts(spec, data, cfg, progress=progress)
     result = Fit(spec, data, build_datatree(spec, data, samples, extra, seed), cfg)
+    first = result.diagnose()
+    if (not approx and not first.ok and remedy and draws == 1000 and warmup == 1000 and explicit_ta is None):
+        # the defaults failed: one refit with the safe remedy (never for settings the user chose)
+        cfg = remedied(cfg, first)
+        samples, extra = run_nuts(spec, data, cfg, progress=progress)
+        result = Fit(spec, data, build_datatree(spec, data, samples, extra, seed), cfg)
+        result.datatree.attrs["remedy"] = json.dumps({
+            "failed": list(first.messages), "refit": {"warmup": cfg.warmup, "draws": cfg.draws,
+                                                      "target_accept": cfg.target_accept}})
     result.datatree.attrs["data_source"] = json.dumps(data_source(df))
     if discrepancy is not None:
         from .discrepancy import learn_discrepancy
 
         design = DEFAULT_DESIGN if discrepancy == "auto" else discrepancy
-        learned = learn_discrepancy(spec, data, cfg, design=design, method="laplace" if approx else "nuts")
+        learned = learn_discrepancy(spec, data, cfg, design=design, method="laplace" if approx else "nuts",
+                                    warm=extra.get("warm"))
         # the internal evidence picked the design (never the runs to be predicted)
         result.datatree.attrs["discrepancy"] = learned.to_json()
     if approx:
@@ -873,6 +938,9 @@ def build_datatree(spec, data: ScalingData, samples: Mapping[str, np.ndarray], e
 
 def load_fit(path: str | os.PathLike) -> Fit:
     """Read a fit written by ``Fit.save``; it predicts exactly as the original."""
+    from .runtime import compilation_cache
+
+    compilation_cache()  # before JAX starts: predictions compile once per shape, then load from disk
     from .inference import ModelSpec, SamplerConfig
 
     path = Path(path)

@@ -173,3 +173,27 @@ def test_refit_after_jax_clear_caches():
     jax.clear_caches()
     b = bs.fit(df, **kw)
     np.testing.assert_array_equal(a.datatree["posterior"]["alpha"].values, b.datatree["posterior"]["alpha"].values)
+
+
+def test_failed_defaults_get_one_safe_remedy():
+    from bayescale.fitting import Diagnostics, remedied
+    from bayescale.inference import SamplerConfig
+
+    cfg = SamplerConfig(target_accept=0.95)
+    diverged = Diagnostics(False, 3, 1.0, 900.0, 900.0, ("3 divergent transitions",))
+    again = remedied(cfg, diverged)
+    assert (again.target_accept, again.warmup, again.draws) == (0.99, 2000, 1000)
+    assert remedied(SamplerConfig(), diverged).target_accept == 0.95
+    slow = Diagnostics(False, 0, 1.02, 300.0, 900.0, ("R-hat 1.020 > 1.01",))
+    again = remedied(cfg, slow)
+    assert (again.target_accept, again.warmup, again.draws) == (0.95, 2000, 2000)
+
+
+def test_divergences_are_located_at_a_parameter(small_fit):
+    # mark the draws with the smallest alpha divergent: the message names alpha and "small"
+    tree = small_fit.datatree.copy(deep=True)
+    alpha = tree["posterior"]["alpha"].values
+    tree["sample_stats"]["diverging"].values[...] = alpha < np.quantile(alpha, 0.05)
+    fit = bs.Fit(small_fit.spec, small_fit.data, tree, small_fit.sampler)
+    message = fit.diagnose().messages[0]
+    assert "divergent transitions (at small alpha" in message and "centred=" in message
