@@ -379,11 +379,13 @@ class Fit:
         msgs = []
         if div:
             ta = float(getattr(self.sampler, "target_accept", DEFAULT_TARGET_ACCEPT))
+            raise_ta = (f"raise target_accept (it was {ta:g}; e.g. "
+                        f"{PARTIAL_TARGET_ACCEPT if ta < PARTIAL_TARGET_ACCEPT else 0.99:g}), or " if ta < 0.99
+                        else f"target_accept is already {ta:g}: ")
             msgs.append(
                 f"{div} divergent transitions{self._divergence_site()}: the posterior geometry is hard for NUTS "
-                f"there; raise target_accept (it was {ta:g}; e.g. "
-                f"{PARTIAL_TARGET_ACCEPT if ta < PARTIAL_TARGET_ACCEPT else 0.99:g}), or reparametrise: "
-                "centred=True/False for partially pooled parameters, a narrower prior, or fix the parameter"
+                f"there; {raise_ta}reparametrise: centred=True/False for partially pooled parameters, "
+                "hierarchy='complete' for a parameter the families' runs cannot pin, a narrower prior, or fix it"
             )
         if s["r_hat"].isna().all():
             msgs.append("R-hat needs at least 2 chains: run chains >= 2 to check convergence")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .data import DataError, ScalingData
 from .models import Law, LawContext, Prior, PriorError, get_law
@@ -144,6 +145,13 @@ def context(data: ScalingData) -> LawContext:
     )
 
 
+def flat_axes(data: ScalingData) -> frozenset[str]:
+    """The axes (N, D, U) along which every family's runs share one value."""
+    frame = pd.DataFrame({"N": data.N, "D": data.D, "U": np.minimum(data.U, data.D), "f": data.family_idx})
+    counts = frame.groupby("f")[["N", "D", "U"]].nunique()
+    return frozenset(a for a in ("N", "D", "U") if int(counts[a].max()) < 2)
+
+
 def build_spec(
     law: str | Law,
     data: ScalingData,
@@ -162,7 +170,7 @@ def build_spec(
     Likelihood(likelihood)
     global_fixed = {k: v for k, v in (fixed or {}).items() if not _FAMILY_KEY.match(k)}
     fixed_paper = _check_fixed(law_obj, global_fixed)
-    pooling = hier.resolve(hierarchy, law_obj, data.n_families, fixed_paper)
+    pooling = hier.resolve(hierarchy, law_obj, data.n_families, fixed_paper, flat_axes=flat_axes(data))
     fixed_family = _check_family_fixed(law_obj, dict(fixed or {}), pooling, data.families)
     missing = [n for n in law_obj.required_fixed if n not in fixed_paper]
     if missing:

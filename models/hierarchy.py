@@ -9,7 +9,9 @@
 - a dict setting it per parameter, e.g. ``{"alpha": "partial", "E": "independent"}``;
   parameters not named take ``"complete"`` unless the dict has a ``"default"`` key;
 - ``"auto"`` (default): ``"complete"`` with one family, ``"partial"`` for every
-  per-family parameter otherwise.
+  per-family parameter otherwise, except the parameters of a term along an axis no
+  family varies (``resolve``'s ``flat_axes``: every family at one N) and the constant
+  ``E``, which are then shared.
 
 Partial pooling works on the parameter's unconstrained scale: log for positive
 parameters, logit for (0, 1) ones, identity for real ones, so
@@ -72,15 +74,44 @@ class HierarchyError(ValueError):
     """A hierarchy setting that names an unknown parameter or pooling."""
 
 
+def axis_of(law: Law, name: str) -> str | None:
+    """The data axis (``"N"``, ``"D"``, ``"U"``) a parameter's term varies along: an
+    amplitude's reference axis (``A``: N) and the exponent in it (``alpha``: N); None for
+    the others (``E``, the noise, parameters without a reference scale)."""
+    for p in law.params:
+        for exponent, axis, _ in p.ref_terms:
+            if isinstance(axis, str) and name in (p.name, exponent):
+                return axis
+    return None
+
+
+def _confounded(law: Law, name: str, flat_axes: frozenset[str]) -> bool:
+    """Whether a family's own value of ``name`` is unidentified by its runs: its term lies
+    along a flat axis, or it is a constant (``E``, no axis) while some axis is flat, so that
+    within each family it adds to the flat axis' constant term and only the prior on the
+    population scale would tell them apart (Gemstones with a family E: R-hat 2.7)."""
+    axis = axis_of(law, name)
+    return axis in flat_axes if axis is not None else bool(flat_axes)
+
+
 def resolve(
-    hierarchy: str | Mapping[str, str], law: Law, n_families: int, fixed: Mapping[str, float]
+    hierarchy: str | Mapping[str, str], law: Law, n_families: int, fixed: Mapping[str, float],
+    flat_axes: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """Pooling for every sampled law parameter, keyed by paper-convention name."""
+    """Pooling for every sampled law parameter, keyed by paper-convention name.
+
+    ``flat_axes``: the data axes along which no family has two distinct values (Gemstones'
+    width x depth shapes: one N each). Under ``"auto"`` a parameter of a term along such an
+    axis (:func:`axis_of`), and a constant such as ``E`` beside it, is pooled completely
+    (:func:`_confounded`): a family-specific model-size exponent from one model size is not
+    identified by its runs, and a partially pooled one only adds a ridge for the sampler.
+    """
     free = [p for p in law.params if p.name not in fixed and p.sampled_name not in fixed]
     if isinstance(hierarchy, str):
         if hierarchy == "auto":
             mode = "complete" if n_families == 1 else "partial"
-            return {p.name: (mode if p.per_family else "complete") for p in free}
+            return {p.name: (mode if p.per_family and not _confounded(law, p.name, flat_axes) else "complete")
+                    for p in free}
         if hierarchy not in POOLINGS:
             raise HierarchyError(f"unknown hierarchy {hierarchy!r}; use 'auto', {', '.join(map(repr, POOLINGS))} or a dict")
         # with one family there is nothing to pool over: every setting is complete pooling

@@ -650,3 +650,16 @@ def test_standard_noise_shape_and_distribution(name):
 def test_unknown_likelihood_name():
     with pytest.raises(ValueError, match="gaussian"):
         Likelihood("cauchy")
+
+
+def test_auto_shares_what_the_families_cannot_pin():
+    # every family at one N (Gemstones' shapes): the N term and the constant E are shared, the
+    # D term stays partially pooled; with N varying inside families everything is partial
+    frame = make_frame(3, 4)
+    frame["N"] = frame.groupby("family")["N"].transform("first")
+    data = validate(frame)
+    assert inf.flat_axes(data) == frozenset({"N"})
+    pooling = inf.build_spec("chinchilla", data).pooling
+    assert pooling == {"E": "complete", "A": "complete", "B": "partial", "alpha": "complete", "beta": "partial"}
+    assert set(inf.build_spec("chinchilla", validate(make_frame(3, 4))).pooling.values()) == {"partial"}
+    assert hier.axis_of(get_law("chinchilla"), "alpha") == "N" and hier.axis_of(get_law("chinchilla"), "E") is None
