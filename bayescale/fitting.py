@@ -846,8 +846,9 @@ def fit(
         )
         samples, extra = run_nuts(spec, data, cfg, progress=progress)
     result = Fit(spec, data, build_datatree(spec, data, samples, extra, seed), cfg)
-    first = result.diagnose()
-    if (not approx and not first.ok and remedy and draws == 1000 and warmup == 1000 and explicit_ta is None):
+    # (diagnose() is cached: an approximate fit is diagnosed only once its attrs are complete)
+    first = None if approx else result.diagnose()
+    if first is not None and not first.ok and remedy and draws == 1000 and warmup == 1000 and explicit_ta is None:
         # the defaults failed: one refit with the safe remedy (never for settings the user chose)
         cfg = remedied(cfg, first)
         samples, extra = run_nuts(spec, data, cfg, progress=progress)

@@ -372,11 +372,14 @@ def _with_family_fixed(spec: ModelSpec, name: str, rows: Any, fam_idx: Any) -> A
 
 
 def make_model(spec: ModelSpec):
-    """The numpyro model ``model(logN, logD, logU, fam_idx, log_y=None, obs_mask=None)``.
+    """The numpyro model ``model(logN, logD, logU, fam_idx, log_y=None, obs_mask=None, centring=None)``.
 
     ``obs_mask`` (bool per row) leaves rows out of the likelihood without changing the
     shapes, so a fit on a subset of the runs (the internal leave-future-out fits of
-    ``bayescale.discrepancy``) reuses the compiled sampler of the full table.
+    ``bayescale.discrepancy``) reuses the compiled sampler of the full table. ``centring``
+    (sampled name -> weights per family) overrides the spec's centring weights with
+    values given at run time, so one compiled sampler serves every table of one shape
+    whatever its weights (``bayescale.nuts`` passes them as an input).
     """
     import numpyro
 
@@ -384,7 +387,7 @@ def make_model(spec: ModelSpec):
     lik = spec.lik
     n_fam = len(spec.families)
 
-    def model(logN, logD, logU, fam_idx, log_y=None, obs_mask=None):
+    def model(logN, logD, logU, fam_idx, log_y=None, obs_mask=None, centring=None):
         sites = {}
         for p in law.params:
             if p.name in spec.fixed:
@@ -393,7 +396,8 @@ def make_model(spec: ModelSpec):
             fixed_here = spec.fixed_family.get(p.name, {})
             value = hier.sample_param(
                 p, spec.priors[s], spec.priors.get(f"tau_{s}"), spec.pooling[p.name], n_fam,
-                spec.centred if isinstance(spec.centred, bool) else spec.centred.get(s, False),
+                spec.centred if isinstance(spec.centred, bool)
+                else (centring[s] if centring and s in centring else spec.centred.get(s, False)),
                 family_priors={j: spec.priors[f"{s}[{f}]"] for j, f in enumerate(spec.families)
                                if f"{s}[{f}]" in spec.priors},
                 fixed_families=frozenset(j for j, f in enumerate(spec.families) if f in fixed_here),
@@ -406,6 +410,15 @@ def make_model(spec: ModelSpec):
             numpyro.sample("log_loss", d if obs_mask is None else d.mask(obs_mask), obs=log_y)
 
     return model
+
+
+def centring_input(spec: ModelSpec) -> tuple[ModelSpec, dict[str, np.ndarray]]:
+    """The spec as a compiled program is keyed (centring weights blanked) and the weights
+    as the program's input (empty when the spec has none): see ``make_model``."""
+    if isinstance(spec.centred, bool):
+        return spec, {}
+    return (replace(spec, centred={k: () for k in spec.centred}),
+            {k: np.asarray(v, np.float32) for k, v in spec.centred.items()})
 
 
 def model_args(data: ScalingData) -> tuple[np.ndarray, ...]:

@@ -79,7 +79,7 @@ def _store() -> Path | None:
 
 
 def _chain_fn(spec, cfg, batched: bool = False):
-    """The run: ``(key, logN, logD, logU, fam, log_y, mask) -> (draws, *FIELDS, log_joint)``.
+    """The run: ``(key, logN, logD, logU, fam, log_y, mask, centring) -> (draws, *FIELDS, log_joint)``.
 
     One chain, or with ``batched`` all chains in lockstep (``key`` a batch of keys), the way
     ``MCMC.run`` vectorizes them: the kernel's ``init`` takes the batch of keys (and vmaps its
@@ -96,16 +96,16 @@ def _chain_fn(spec, cfg, batched: bool = False):
     kernel = nuts_kernel(model, cfg)
     sites = posterior_sites(spec)
 
-    def chain(key, logN, logD, logU, fam, log_y, mask):
+    def chain(key, logN, logD, logU, fam, log_y, mask, centring):
         args = (logN, logD, logU, fam)
-        kwargs = {"log_y": log_y, "obs_mask": mask}
+        kwargs = {"log_y": log_y, "obs_mask": mask, "centring": centring}
         state = kernel.init(key, cfg.warmup, None, model_args=args, model_kwargs=kwargs)
         constrain = kernel.postprocess_fn(args, kwargs)
 
         def record(s):
             values = constrain(s.z)
             # the joint of all rows, as inference.jax_log_joint (the prior for psense)
-            lj = log_density(model, args, {"log_y": log_y}, values)[0]
+            lj = log_density(model, args, {"log_y": log_y, "centring": centring}, values)[0]
             return ({k: values[k] for k in sites}, *(getattr(s, f) for f in FIELDS), lj)
 
         if batched:  # init with a batch of keys already made the kernel's sample vmapped
@@ -157,21 +157,22 @@ def _build(spec, cfg, method: str):
             return jax.tree.map(lambda x: x[None], chain(key[0], *data))
 
         rep = PartitionSpec()
-        return jax.jit(jax.shard_map(one, mesh=_mesh(cfg.chains), in_specs=(PartitionSpec("chain"),) + (rep,) * 6,
+        return jax.jit(jax.shard_map(one, mesh=_mesh(cfg.chains), in_specs=(PartitionSpec("chain"),) + (rep,) * 7,
                                      out_specs=PartitionSpec("chain"), check_vma=False))
     return jax.jit(lambda keys, *data: jax.lax.map(lambda k: chain(k, *data), keys))
 
 
 def _program(spec, cfg, n_rows: int, method: str, example: tuple, build: Callable | None = None,
-             tag: str = "") -> Callable:
+             tag: str = "", keyed=None) -> Callable:
     """The compiled run, from this process, from the store, or traced and exported now.
 
     ``build`` (default ``_build``) makes the jitted function; ``tag`` names what it runs
-    beyond the spec and settings (the internal cuts' program) in the key."""
+    beyond the spec and settings (the internal cuts' program) in the key; ``keyed`` is the
+    spec as the key sees it (``inference.centring_input``: centring weights are an input)."""
     import jax
     from jax import export
 
-    key = program_key(spec, cfg, n_rows, method, jax.device_count()) + tag
+    key = program_key(keyed or spec, cfg, n_rows, method, jax.device_count()) + tag
     key = hashlib.sha256(key.encode()).hexdigest() if tag else key
     if key in _PROGRAMS:
         return _PROGRAMS[key]
@@ -217,16 +218,17 @@ def run(spec, data, cfg, method: str, obs_mask: np.ndarray | None = None) -> tup
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
-    from .inference import model_args
+    from .inference import centring_input, model_args
 
     log_y = np.log(data.loss).astype(np.float32)
     mask = np.ones(data.n_rows, bool) if obs_mask is None else np.asarray(obs_mask, bool)
-    inputs: list[Any] = [chain_keys(cfg.seed, cfg.chains), *model_args(data), log_y, mask]
+    keyed, centring = centring_input(spec)
+    inputs: list[Any] = [chain_keys(cfg.seed, cfg.chains), *model_args(data), log_y, mask, centring]
     if method == "parallel":
         mesh = _mesh(cfg.chains)
-        shardings = [NamedSharding(mesh, PartitionSpec("chain"))] + [NamedSharding(mesh, PartitionSpec())] * 6
+        shardings = [NamedSharding(mesh, PartitionSpec("chain"))] + [NamedSharding(mesh, PartitionSpec())] * 7
         inputs = [jax.device_put(x, s) for x, s in zip(inputs, shardings, strict=True)]
-    fn = _program(spec, cfg, data.n_rows, method, tuple(inputs))
+    fn = _program(spec, cfg, data.n_rows, method, tuple(inputs), keyed=keyed)
     (draws, *fields, log_joint), warm = fn(*inputs)
     samples = {k: np.asarray(v) for k, v in draws.items()}
     extra = {k: np.asarray(v) for k, v in zip(FIELDS, fields, strict=True)}
@@ -259,9 +261,9 @@ def _cut_chain_fn(spec, cfg):
     model = make_model(spec)
     sites = posterior_sites(spec)
 
-    def chain(key, z0, step_size, inverse_mass, logN, logD, logU, fam, log_y, mask):
+    def chain(key, z0, step_size, inverse_mass, logN, logD, logU, fam, log_y, centring, mask):
         args = (logN, logD, logU, fam)
-        kwargs = {"log_y": log_y, "obs_mask": mask}
+        kwargs = {"log_y": log_y, "obs_mask": mask, "centring": centring}
         kernel = NUTS(model, dense_mass=cfg.dense_mass, target_accept_prob=cfg.target_accept,
                       max_tree_depth=cfg.max_tree_depth, init_strategy=init_strategy(), step_size=step_size,
                       inverse_mass_matrix={tuple(sorted(z0)): inverse_mass})
@@ -293,12 +295,12 @@ def _build_cuts(spec, cfg, method: str):
             return jax.tree.map(lambda x: x[None], out)
 
         per, rep = PartitionSpec("chain"), PartitionSpec()
-        return jax.jit(jax.shard_map(one, mesh=_mesh(cfg.chains), in_specs=(per,) * 4 + (rep,) * 5 + (per,),
+        return jax.jit(jax.shard_map(one, mesh=_mesh(cfg.chains), in_specs=(per,) * 4 + (rep,) * 6 + (per,),
                                      out_specs=per, check_vma=False))
     if method == "vectorized":
-        return jax.jit(jax.vmap(chain, in_axes=(0, 0, 0, 0) + (None,) * 5 + (0,)))
+        return jax.jit(jax.vmap(chain, in_axes=(0, 0, 0, 0) + (None,) * 6 + (0,)))
     return jax.jit(lambda k, z, ss, im, *rest: jax.lax.map(
-        lambda a: chain(*a[:4], *rest[:5], a[4]), (k, z, ss, im, rest[5])))
+        lambda a: chain(*a[:4], *rest[:6], a[4]), (k, z, ss, im, rest[6])))
 
 
 def run_cuts(spec, data, cfg, method: str, masks: np.ndarray, warm: dict) -> list[tuple[dict, np.ndarray]]:
@@ -313,23 +315,25 @@ def run_cuts(spec, data, cfg, method: str, masks: np.ndarray, warm: dict) -> lis
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
-    from .inference import model_args
+    from .inference import centring_input, model_args
 
     masks = np.asarray(masks, bool)
     n_cuts, slots = masks.shape[0], cfg.chains
     if slots < n_cuts:
         raise ValueError(f"{n_cuts} cuts need at least as many chains, got {slots}")
+    keyed, centring = centring_input(spec)
     cut_of = np.arange(slots) % n_cuts
     source = np.arange(slots) % np.asarray(warm["step_size"]).shape[0]
     z0 = {k: np.asarray(v)[source] for k, v in warm["z"].items()}
     inputs: list[Any] = [chain_keys(cfg.seed, slots), z0, np.asarray(warm["step_size"])[source],
                          np.asarray(warm["inverse_mass"])[source], *model_args(data),
-                         np.log(data.loss).astype(np.float32), masks[cut_of]]
+                         np.log(data.loss).astype(np.float32), centring, masks[cut_of]]
     if method == "parallel":
         mesh = _mesh(slots)
         per, rep = NamedSharding(mesh, PartitionSpec("chain")), NamedSharding(mesh, PartitionSpec())
-        inputs = [jax.device_put(x, s) for x, s in zip(inputs, [per] * 4 + [rep] * 5 + [per], strict=True)]
-    fn = _program(spec, cfg, data.n_rows, method, tuple(inputs), build=_build_cuts, tag=f"cuts{n_cuts}")
+        inputs = [jax.device_put(x, s) for x, s in zip(inputs, [per] * 4 + [rep] * 6 + [per], strict=True)]
+    fn = _program(spec, cfg, data.n_rows, method, tuple(inputs), build=_build_cuts, tag=f"cuts{n_cuts}",
+                  keyed=keyed)
     draws, diverging, steps = fn(*inputs)
     draws = {k: np.asarray(v) for k, v in draws.items()}
     diverging, steps = np.asarray(diverging), np.asarray(steps)

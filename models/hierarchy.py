@@ -204,14 +204,15 @@ def centring_weights(mode: Any, sd: Any) -> Any:
 
 
 def _weights(centred: Any, n_families: int) -> Any:
-    """A spec's centring (bool, or weights per family) as LocScaleReparam's ``centered``."""
-    import numpy as np
+    """A spec's centring (bool, or weights per family, possibly a program input) as
+    LocScaleReparam's ``centered``."""
+    import jax.numpy as jnp
 
     if isinstance(centred, bool):
         return 1.0 if centred else 0.0
-    c = np.asarray(centred, np.float32).reshape(-1)
-    if c.size != n_families:
-        raise ValueError(f"centring weights for {c.size} families, the model has {n_families}")
+    c = jnp.reshape(jnp.asarray(centred, jnp.float32), (-1,))
+    if c.shape[0] != n_families:
+        raise ValueError(f"centring weights for {c.shape[0]} families, the model has {n_families}")
     return c
 
 
