@@ -31,7 +31,9 @@ def test_program_draws_equal_mcmc_run(problem):
     for k in theirs:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-4, atol=1e-6, err_msg=k)
     np.testing.assert_array_equal(extra["num_steps"], extra_mcmc["num_steps"])
-    np.testing.assert_allclose(extra["log_joint"], extra_mcmc["log_joint"], rtol=1e-5)
+    # the same float32 budget as the draws: with a device per chain (bs.fit asks for them) the
+    # program runs under shard_map and MCMC.run under pmap, compiled apart (seen: 3.1e-5)
+    np.testing.assert_allclose(extra["log_joint"], extra_mcmc["log_joint"], rtol=1e-4)
 
 
 def test_program_is_stored_and_reused(problem, monkeypatch):
