@@ -391,19 +391,31 @@ class Fit:
             msgs.append("R-hat needs at least 2 chains: run chains >= 2 to check convergence")
         elif not max_r <= R_HAT_MAX:
             worst = s["r_hat"].idxmax()
-            msgs.append(f"R-hat {max_r:.3f} > {R_HAT_MAX} (worst: {worst}): chains disagree; run more warmup and draws")
+            msgs.append(f"R-hat {max_r:.3f} > {R_HAT_MAX} (worst: {worst}): chains disagree; run more warmup and "
+                        f"draws{self._pooling_hint(worst)}")
         for kind, val in (("bulk", min_bulk), ("tail", min_tail)):
             if s[f"ess_{kind}"].isna().all():
                 msgs.append(f"{kind} ESS undefined: the draws do not vary (a point-mass posterior)")
             elif not val >= ESS_MIN:
                 worst = s[f"ess_{kind}"].idxmin()
-                msgs.append(f"{kind} ESS {val:.0f} < {ESS_MIN} (worst: {worst}): run more draws")
+                msgs.append(f"{kind} ESS {val:.0f} < {ESS_MIN} (worst: {worst}): run more draws{self._pooling_hint(worst)}")
         remedy = None
         if "remedy" in self.datatree.attrs:
             r = json.loads(self.datatree.attrs["remedy"])
             remedy = (f"the default settings failed ({'; '.join(r['failed'])}); refitted once with warmup "
                       f"{r['refit']['warmup']}, draws {r['refit']['draws']}, target_accept {r['refit']['target_accept']:g}")
         return Diagnostics(not msgs, div, max_r, min_bulk, min_tail, tuple(msgs), remedy)
+
+    def _pooling_hint(self, name: str) -> str:
+        """For a partially pooled parameter (``B[fam]``, ``tau_B_ref``, ``B``): the hierarchy that
+        shares it, in case the families' runs cannot pin their own values (Gemstones' shapes,
+        one decade of D each: R-hat 1.06 partially pooled, clean with B and beta shared)."""
+        base = name.split("[")[0].removeprefix("tau_").removesuffix("_ref")
+        if self.spec.pooling.get(base) != "partial":
+            return ""
+        rest = {k: v for k, v in self.spec.pooling.items() if k != base and v != "complete"}
+        shared = f"hierarchy={rest!r}" if rest else "hierarchy='complete'"  # unnamed parameters: complete
+        return f"; if it persists, the families' runs may not pin their own {base}: {shared} shares it"
 
     def _divergence_site(self) -> str:
         """Where the divergent draws sit: the parameter whose divergent draws lie furthest from

@@ -197,3 +197,12 @@ def test_divergences_are_located_at_a_parameter(small_fit):
     fit = bs.Fit(small_fit.spec, small_fit.data, tree, small_fit.sampler)
     message = fit.diagnose().messages[0]
     assert "divergent transitions (at small alpha" in message and "centred=" in message
+
+
+def test_a_poorly_mixed_family_value_gets_a_pooling_hint(gadre_partial_fit):
+    fit = gadre_partial_fit
+    # every other partially pooled parameter stays partial; a parameter a dict leaves out is complete
+    hint = fit._pooling_hint("beta[rpj]")
+    assert hint.endswith("hierarchy={'E': 'partial', 'A': 'partial', 'B': 'partial', 'alpha': 'partial'} shares it")
+    assert "'beta': 'partial'" in fit._pooling_hint("tau_B_ref") and "'B'" not in fit._pooling_hint("tau_B_ref")
+    assert fit._pooling_hint("sigma") == ""
