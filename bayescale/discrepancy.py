@@ -543,7 +543,7 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
     from dataclasses import replace
 
     from .backtesting import distinct_splits
-    from .inference import choose_chain_method, log_mean_draws, model_args, run_laplace, run_nuts
+    from .inference import log_mean_draws, model_args, program_chain_method, run_laplace, run_nuts
 
     log10_C = np.log10(data.C)
     logN, logD, logU, fam = model_args(data)
@@ -566,12 +566,7 @@ def learn_discrepancy(spec: Any, data: Any, cfg: Any, design: str = DEFAULT_DESI
         from . import nuts
 
         sub = cut_sampler(cfg)
-        chain_method = choose_chain_method(sub.chains, sub.chain_method)
-        import jax
-
-        if chain_method == "parallel" and jax.local_device_count() < sub.chains:
-            chain_method = "sequential"
-        runs = nuts.run_cuts(spec, data, sub, chain_method, np.stack([m for _, _, m in cuts]), warm)
+        runs = nuts.run_cuts(spec, data, sub, program_chain_method(sub), np.stack([m for _, _, m in cuts]), warm)
         steps = float(np.mean([r[2].mean() for r in runs]))
         shared_wall = (time.perf_counter() - t0) / len(cuts)
     records: list[pd.DataFrame] = []

@@ -471,6 +471,16 @@ def choose_chain_method(chains: int, requested: str = "auto") -> str:
     return "parallel" if jax.local_device_count() >= chains else "vectorized"
 
 
+def program_chain_method(cfg: SamplerConfig) -> str:
+    """The chain method of ``bayescale.nuts``' programs: ``choose_chain_method``, and
+    ``sequential`` where ``parallel`` was asked for without a device per chain (as
+    ``MCMC.run`` does, which warns)."""
+    import jax
+
+    method = choose_chain_method(cfg.chains, cfg.chain_method)
+    return "sequential" if method == "parallel" and jax.local_device_count() < cfg.chains else method
+
+
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     """Turn on JAX's persistent compilation cache and return its folder.
 
@@ -486,7 +496,9 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     """
     import jax
 
-    folder = Path(path or os.environ.get("BAYESCALE_CACHE_DIR") or Path.home() / ".cache" / "bayescale" / "jax")
+    from .runtime import DEFAULT_CACHE, cache_folder
+
+    folder = Path(path) if path else (cache_folder() or DEFAULT_CACHE)
     folder.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -624,9 +636,7 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
     if not progress:
         from . import nuts
 
-        method = choose_chain_method(cfg.chains, cfg.chain_method)
-        if method == "parallel" and jax.local_device_count() < cfg.chains:
-            method = "sequential"  # as MCMC.run does (it warns)
+        method = program_chain_method(cfg)
         samples, extra = nuts.run(spec, data, cfg, method, obs_mask)
         return {k: samples[k] for k in posterior_sites(spec)}, extra
     mcmc, log_joint = _sampler(spec, cfg, bool(progress))
@@ -652,16 +662,17 @@ def run_nuts(spec: ModelSpec, data: ScalingData, cfg: SamplerConfig, progress: b
 def _warm_state(state: Any, chains: int) -> dict[str, Any]:
     """``MCMC.run``'s last state as ``nuts.run``'s ``extra["warm"]`` (a leading chain axis;
     sequential chains keep only the last chain's state, which every chain then shares)."""
-    (inverse_mass,) = state.adapt_state.inverse_mass_matrix.values()
-    step = np.asarray(state.adapt_state.step_size)
-    batched = step.ndim == 1
+    from .nuts import final_state
+
+    warm = final_state(state)
+    batched = np.ndim(warm["step_size"]) == 1
 
     def per_chain(x: Any) -> np.ndarray:
         x = np.asarray(x)
         return x if batched else np.broadcast_to(x[None], (chains,) + x.shape)
 
-    return {"z": {k: per_chain(v) for k, v in state.z.items()}, "step_size": per_chain(step),
-            "inverse_mass": per_chain(inverse_mass)}
+    return {"z": {k: per_chain(v) for k, v in warm["z"].items()}, "step_size": per_chain(warm["step_size"]),
+            "inverse_mass": per_chain(warm["inverse_mass"])}
 
 
 @dataclass(frozen=True)

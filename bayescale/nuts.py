@@ -118,12 +118,12 @@ def _chain_fn(spec, cfg, batched: bool = False):
         # one loop over warmup and draws, the warmup's collected and dropped: the NUTS kernel
         # is compiled once (two loops compiled it twice: a larger program, slower to load)
         final, out = lax.scan(step, state, None, length=cfg.warmup + cfg.draws)
-        return jax.tree.map(lambda x: x[cfg.warmup:], out), _warm(final)
+        return jax.tree.map(lambda x: x[cfg.warmup:], out), final_state(final)
 
     return chain
 
 
-def _warm(state) -> dict:
+def final_state(state) -> dict:
     """Where a chain ended and what its warmup learned: the start of a later run
     (``run_cuts``). The inverse mass matrix is numpyro's single block over all sites."""
     (inverse_mass,) = state.adapt_state.inverse_mass_matrix.values()

@@ -35,6 +35,8 @@ __all__ = ["PerformanceNote", "cache_folder", "compilation_cache", "prepare"]
 
 #: host devices asked for at least (the default 4 chains)
 MIN_DEVICES = 4
+#: the persistent cache's folder unless ``BAYESCALE_CACHE_DIR`` names another
+DEFAULT_CACHE = Path.home() / ".cache" / "bayescale" / "jax"
 _DONE: set[str] = set()
 
 
@@ -47,7 +49,7 @@ def cache_folder() -> Path | None:
     value = os.environ.get("BAYESCALE_CACHE_DIR", "")
     if value.lower() in ("off", "0", "none", "false"):
         return None
-    return Path(value) if value else Path.home() / ".cache" / "bayescale" / "jax"
+    return Path(value) if value else DEFAULT_CACHE
 
 
 def _backend_started() -> bool:
