@@ -137,7 +137,7 @@ def pinned(cache_dir: str | None = None) -> Iterator[None]:
     import jax
 
     if not jax.config.jax_compilation_cache_dir:
-        from .inference import enable_compilation_cache
+        from .runtime import enable_compilation_cache
 
         enable_compilation_cache(cache_dir)
     with jax.enable_x64(False), warnings.catch_warnings():

@@ -7,7 +7,7 @@ Two settings decide how fast a fit runs and neither can be chosen per call:
   step waits for the longest trajectory of any chain). JAX fixes the device count when
   its CPU backend starts, which is the first computation, not the import. numpyro's
   ``set_host_device_count`` does the same thing by hand.
-* **The persistent compilation cache** (``inference.enable_compilation_cache``), so a new
+* **The persistent compilation cache** (``enable_compilation_cache``), so a new
   process loads compiled samplers (and ``bayescale.nuts``' exported programs) from disk
   instead of compiling them again.
 
@@ -31,7 +31,7 @@ import sys
 import warnings
 from pathlib import Path
 
-__all__ = ["PerformanceNote", "cache_folder", "compilation_cache", "prepare"]
+__all__ = ["PerformanceNote", "cache_folder", "compilation_cache", "enable_compilation_cache", "prepare"]
 
 #: host devices asked for at least (the default 4 chains)
 MIN_DEVICES = 4
@@ -50,6 +50,29 @@ def cache_folder() -> Path | None:
     if value.lower() in ("off", "0", "none", "false"):
         return None
     return Path(value) if value else DEFAULT_CACHE
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
+    """Turn on JAX's persistent compilation cache and return its folder.
+
+    Fits of the same model on tables of the same shape compile to the same
+    program; with the cache, a repeat fit loads it from disk instead of
+    compiling again (measured here: ~11 s -> ~2.3 s for a small Chinchilla fit).
+    The exported NUTS programs of ``bayescale.nuts`` are kept in a subfolder, so a
+    repeat fit in a new process skips tracing the sampler too.
+    This changes global JAX configuration, so ``import bayescale`` never does it:
+    the first fit does, through ``prepare`` (opt out with
+    ``BAYESCALE_CACHE_DIR=off``). Folder: ``path``, else ``$BAYESCALE_CACHE_DIR``, else
+    ``~/.cache/bayescale/jax``.
+    """
+    import jax
+
+    folder = Path(path) if path else (cache_folder() or DEFAULT_CACHE)
+    folder.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
 
 
 def _backend_started() -> bool:
@@ -90,8 +113,6 @@ def compilation_cache() -> None:
 
         if jax.config.jax_compilation_cache_dir:  # the caller chose a folder
             return
-        from .inference import enable_compilation_cache
-
         enable_compilation_cache(folder)
         return
     # JAX reads these when it is imported; setting them here keeps JAX unloaded until needed

@@ -178,7 +178,7 @@ def run_sbc(
     if cache_dir is not None:
         cache: str | None = str(cache_dir)
         if executor == "local":
-            from .inference import enable_compilation_cache
+            from .runtime import enable_compilation_cache
 
             enable_compilation_cache(cache_dir)
     else:  # this process's cache, else each worker's default (a cluster's workers resolve their own)
